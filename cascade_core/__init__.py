@@ -1,0 +1,21 @@
+"""Cascade Studio's engine: Stable Cascade (Würstchen v3) in plain PyTorch.
+
+    import cascade_core as cc
+    model = cc.load("path/to/stable-cascade")
+    for event in cc.generate(model, cc.GenerationRequest("a red fox in the snow", seed=42)):
+        if isinstance(event, cc.Finished):
+            event.images[0].save("fox.png")
+"""
+from .demo import load_demo
+from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
+from .loading import ModelLoadError, load
+from .model import CascadeModel
+from .pipeline import generate
+from .request import GenerationRequest, RequestError
+from .version import __version__
+
+__all__ = [
+    "load", "load_demo", "generate", "GenerationRequest", "CascadeModel",
+    "Started", "StageProgress", "StageDone", "Finished", "Cancelled", "Event",
+    "RequestError", "ModelLoadError", "__version__",
+]

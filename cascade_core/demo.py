@@ -1,0 +1,73 @@
+"""A tiny Stable Cascade with random weights, made in memory: no files, no download.
+
+Its images are noise. It exists so that the studio and its tests run anywhere in seconds.
+Weights come from a seeded generator, so every demo model is the same.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import PRESETS
+from .devices import resolve_device
+from .model import CascadeModel
+from .models import build
+from .text import TextEncoder
+
+DEMO_SEED = 2024
+VOCAB = ["<|startoftext|>", "<|endoftext|>", "!", "[UNK]"]
+
+
+def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Fill every floating tensor from `generator`: weights ~ N(0, 1/fan_in), norms at 1, biases small."""
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            if name.endswith(("running_var", "norm.weight", "layer_norm1.weight", "layer_norm2.weight")):
+                tensor.fill_(1.0)
+            elif name.endswith("running_mean"):
+                tensor.zero_()
+            else:
+                fan_in = tensor[0].numel() if tensor.dim() > 1 else 1
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * (0.02 if tensor.dim() == 1 else fan_in**-0.5))
+    return module
+
+
+def _demo_tokenizer():
+    """A word-level tokenizer with CLIP's special tokens; unknown words share one id."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = "a an the of in on with and photo photograph painting portrait red fox snow cat dog city night".split()
+    vocab = {token: i for i, token in enumerate(VOCAB + words)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", 0), ("<|endoftext|>", 1)]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="!", unk_token="[UNK]")
+
+
+def _demo_text_model(vocab_size: int, width: int, generator: torch.Generator):
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=2 * width,
+                            num_hidden_layers=2, num_attention_heads=4, projection_dim=width,
+                            max_position_embeddings=77, pad_token_id=2, bos_token_id=0, eos_token_id=1)
+    return _randomize_(CLIPTextModelWithProjection(config), generator).eval()
+
+
+def load_demo(device: str = "cpu") -> CascadeModel:
+    """The tiny demo model in float32."""
+    generator = torch.Generator().manual_seed(DEMO_SEED)
+    torch_device = resolve_device(device)
+    networks = {stage: _randomize_(build(presets["tiny"]), generator).to(torch_device).requires_grad_(False)
+                for stage, presets in PRESETS.items()}
+    tokenizer = _demo_tokenizer()
+    width = PRESETS["stage_c"]["tiny"].c_clip_text
+    text_model = _demo_text_model(len(tokenizer), width, generator).to(torch_device)
+    return CascadeModel(name="demo (random weights: noise)", **networks,
+                        text_encoder=TextEncoder(tokenizer, text_model),
+                        device=torch_device, dtype=torch.float32, variant="tiny")

@@ -1,0 +1,219 @@
+"""A model folder → a `CascadeModel`: find the files, check them, load them lean.
+
+Two layouts are understood:
+- the released one (`stabilityai/stable-cascade`): `stage_c(_lite)(_bf16).safetensors`,
+  `stage_b(_lite)(_bf16).safetensors`, `stage_a.safetensors`, `previewer.safetensors`,
+  `text_encoder/`, `tokenizer/`; each network's size is detected from its tensor shapes;
+- a folder with a `cascade.json` giving each network's constructor args (official names)
+  and file names, like ../shared/reference/pipeline/tiny-cascade.
+Networks are built on the meta device and their memory-mapped safetensors are assigned,
+cast once and placed straight on the target device. Pickles are never loaded.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .config import PRESETS, STAGES
+from .devices import resolve_device, resolve_dtype
+from .model import CascadeModel
+from .models import build
+from .text import TextEncoder
+
+PREFIX = "model.diffusion_model."
+Progress = Callable[[str], None]
+
+# Released file names per network and size, preferred first for (bf16, fp32) runs.
+RELEASED_FILES = {
+    "stage_c": {"full": ("stage_c_bf16.safetensors", "stage_c.safetensors"),
+                "lite": ("stage_c_lite_bf16.safetensors", "stage_c_lite.safetensors")},
+    "stage_b": {"full": ("stage_b_bf16.safetensors", "stage_b.safetensors"),
+                "lite": ("stage_b_lite_bf16.safetensors", "stage_b_lite.safetensors")},
+    "stage_a": {"full": ("stage_a.safetensors",)},
+    "previewer": {"full": ("previewer.safetensors",)},
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class NetworkFile:
+    stage: str
+    config: object
+    path: Path
+    size: str  # preset name ("full", "lite", "tiny") or "custom"
+
+
+@functools.lru_cache(maxsize=None)
+def expected_layout(config) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes a network of this config holds (built on meta: free)."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in build(config).state_dict().items()}
+
+
+def read_layout(path: Path) -> dict[str, tuple[int, ...]]:
+    """Names (without a `model.diffusion_model.` prefix) and shapes in a safetensors header."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k.removeprefix(PREFIX): tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); delete it and fetch it again") from e
+
+
+def layout_problems(found: dict, expected: dict, limit: int = 3) -> list[str]:
+    """Human-readable differences between two layouts, at most `limit` of each kind."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {list(found[k])} (expected {list(expected[k])})"
+             for k in expected if k in found and found[k] != expected[k]]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if items:
+            more = f" and {len(items) - limit} more" if len(items) > limit else ""
+            problems.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
+    return problems
+
+
+def detect_size(stage: str, path: Path) -> NetworkFile:
+    """Which released size of `stage` a file holds, from its tensor shapes."""
+    found = read_layout(path)
+    problems = {}
+    for size, config in PRESETS[stage].items():
+        problems[size] = layout_problems(found, expected_layout(config))
+        if not problems[size]:
+            return NetworkFile(stage, config, path, size)
+    nearest = min(problems, key=lambda size: _mismatches(found, expected_layout(PRESETS[stage][size])))
+    raise ModelLoadError(
+        f"{path.name} does not hold a {stage} network of any known size; nearest is {nearest}: "
+        + "; ".join(problems[nearest]) + ". Delete the file and fetch it again."
+    )
+
+
+def _mismatches(found: dict, expected: dict) -> int:
+    return len(found.keys() ^ expected.keys()) + sum(found[k] != v for k, v in expected.items() if k in found)
+
+
+def find_released(folder: Path, stage: str, variant: str, dtype: torch.dtype) -> NetworkFile:
+    sizes = RELEASED_FILES[stage]
+    preference = {"auto": ["full", "lite"], "full": ["full"], "lite": ["lite"]}[variant]
+    order = [size for size in preference if size in sizes] or list(sizes)  # Stage A, previewer: one size
+    for size in order:
+        names = sizes[size] if dtype == torch.bfloat16 else tuple(reversed(sizes[size]))
+        for name in names:
+            if (folder / name).is_file():
+                return detect_size(stage, folder / name)
+    wanted = " or ".join(n for s in order for n in sizes[s])
+    raise ModelLoadError(f"{folder} has no {wanted}; download it into the folder (or point --model at the right one)")
+
+
+def find_custom(folder: Path, spec: dict, stage: str) -> NetworkFile:
+    """A network described by cascade.json: its constructor args and file name."""
+    config_class = type(PRESETS[stage]["full"])
+    try:
+        config = config_class.from_official(spec[stage])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelLoadError(f"{folder / 'cascade.json'}: bad or missing {stage!r} entry ({e})") from e
+    path = folder / spec.get("files", {}).get(stage, f"{stage}.safetensors")
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing; cascade.json names it for {stage}")
+    problems = layout_problems(read_layout(path), expected_layout(config))
+    if problems:
+        raise ModelLoadError(f"{path.name} does not match the {stage} arguments in cascade.json: " + "; ".join(problems))
+    size = next((s for s, c in PRESETS[stage].items() if c == config), "custom")
+    return NetworkFile(stage, config, path, size)
+
+
+def locate(folder: Path, variant: str = "auto", dtype: torch.dtype = torch.float32) -> dict[str, NetworkFile]:
+    """The file and config of each network in a model folder; raises ModelLoadError."""
+    if not folder.is_dir():
+        hint = ""
+        if not folder.exists() and str(folder).count("/") == 1:
+            hint = ("; it looks like a Hugging Face repo id, which is not downloaded yet: fetch the files"
+                    " (see README, 'Model files') and pass their folder")
+        raise ModelLoadError(f"{folder} is not a folder with a Stable Cascade model{hint}")
+    spec_path = folder / "cascade.json"
+    if spec_path.is_file():
+        try:
+            spec = json.loads(spec_path.read_text())
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"{spec_path} is not valid JSON ({e})") from e
+        return {stage: find_custom(folder, spec, stage) for stage in STAGES}
+    if variant not in ("auto", "full", "lite"):
+        raise ModelLoadError(f"unknown variant {variant!r}; use auto, full or lite")
+    return {stage: find_released(folder, stage, variant, dtype) for stage in STAGES}
+
+
+def load_network(file: NetworkFile, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Build on meta, then assign the memory-mapped tensors cast to `dtype` on `device`."""
+    with torch.device("meta"):
+        net = build(file.config)
+    state = {}
+    try:
+        with safe_open(str(file.path), framework="pt", device="cpu") as f:
+            for name in f.keys():
+                tensor = f.get_tensor(name)
+                cast = dtype if tensor.is_floating_point() else tensor.dtype
+                state[name.removeprefix(PREFIX)] = tensor.to(device=device, dtype=cast)
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise ModelLoadError(f"{file.path} could not be read ({e}); delete it and fetch it again") from e
+    net.load_state_dict(state, assign=True)
+    return net.requires_grad_(False)
+
+
+def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype) -> TextEncoder:
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+    text_dir, tokenizer_dir = folder / "text_encoder", folder / "tokenizer"
+    for needed in (text_dir, tokenizer_dir):
+        if not needed.is_dir():
+            raise ModelLoadError(f"{needed} is missing: a model folder needs text_encoder/ and tokenizer/")
+    bf16_file = (text_dir / "model.bf16.safetensors").is_file()
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+        model = CLIPTextModelWithProjection.from_pretrained(
+            text_dir, dtype=dtype, use_safetensors=True,
+            variant="bf16" if dtype == torch.bfloat16 and bf16_file else None,
+        )
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{text_dir} could not be loaded ({e}); delete it and fetch it again") from e
+    return TextEncoder(tokenizer, model.to(device).eval())
+
+
+def load(source: str | Path, *, device: str = "auto", dtype: str = "auto", variant: str = "auto",
+         progress: Progress | None = None) -> CascadeModel:
+    """Load a model folder onto a device. `progress` receives one line per step."""
+    say = progress or (lambda message: None)
+    folder = Path(source).expanduser()
+    try:
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from e
+    if torch_dtype == torch.float16:
+        raise ModelLoadError("float16 is refused: Stage C's activations overflow in it; use bfloat16 or float32")
+    files = locate(folder, variant, torch_dtype)
+    seconds, networks = {}, {}
+    for stage, file in files.items():
+        say(f"loading {stage} ({file.size}) from {file.path.name}")
+        start = time.perf_counter()
+        networks[stage] = load_network(file, torch_device, torch_dtype)
+        seconds[stage] = time.perf_counter() - start
+    say("loading the text encoder")
+    start = time.perf_counter()
+    text_encoder = load_text_encoder(folder, torch_device, torch_dtype)
+    seconds["text_encoder"] = time.perf_counter() - start
+    size = files["stage_c"].size if files["stage_c"].size == files["stage_b"].size else "custom"
+    say(f"loaded in {sum(seconds.values()):.1f} s on {torch_device} ({str(torch_dtype).removeprefix('torch.')})")
+    return CascadeModel(
+        name=folder.resolve().name, **networks, text_encoder=text_encoder,
+        device=torch_device, dtype=torch_dtype, variant=size, load_seconds=seconds,
+    )

@@ -1,0 +1,81 @@
+"""The level structure shared by Stage C and Stage B: down levels, up levels with skips.
+
+Each level is a list of blocks (one pattern from `level_config`, repeated `blocks[..][i]`
+times) that may be run `block_repeat` times with a 1×1 conv between repeats, as in the
+official `_down_encode` / `_up_decode`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import make_block, resize_like, timestep_embedding
+
+
+class CascadeUNet(nn.Module):
+    """Builds and runs the levels; subclasses add the embedding, conditioning and head."""
+
+    def _build_levels(self, cfg, downscaler, upscaler) -> None:
+        """`downscaler(i)` / `upscaler(i)` make the resampling module between levels i-1 and i."""
+        if any(pattern[0] != "C" for pattern in cfg.level_config):
+            raise ValueError("each level pattern must start with a C block: it takes the skip")
+        levels = len(cfg.c_hidden)
+
+        def level(i: int, count: int, first_skip: int) -> nn.ModuleList:
+            return nn.ModuleList(
+                make_block(kind, cfg.c_hidden[i], nhead=cfg.nhead[i], c_cond=cfg.c_cond, c_r=cfg.c_r,
+                           t_conds=cfg.t_conds, kernel_size=cfg.kernel_size, self_attn=cfg.self_attn,
+                           c_skip=first_skip if j == k == 0 else 0)
+                for j in range(count) for k, kind in enumerate(cfg.level_config[i])
+            )
+
+        def repeat_mappers(i: int, repeats: int) -> nn.ModuleList:
+            return nn.ModuleList(nn.Conv2d(cfg.c_hidden[i], cfg.c_hidden[i], 1) for _ in range(repeats - 1))
+
+        self.down_downscalers = nn.ModuleList(downscaler(i) if i > 0 else nn.Identity() for i in range(levels))
+        self.down_blocks = nn.ModuleList(level(i, cfg.blocks[0][i], 0) for i in range(levels))
+        self.down_repeat_mappers = nn.ModuleList(repeat_mappers(i, cfg.block_repeat[0][i]) for i in range(levels))
+
+        up = list(reversed(range(levels)))
+        self.up_upscalers = nn.ModuleList(upscaler(i) if i > 0 else nn.Identity() for i in up)
+        self.up_blocks = nn.ModuleList(
+            level(i, cfg.blocks[1][::-1][i], cfg.c_hidden[i] if i < levels - 1 else 0) for i in up
+        )
+        self.up_repeat_mappers = nn.ModuleList(repeat_mappers(i, cfg.block_repeat[1][::-1][i]) for i in up)
+
+    def _r_embedding(self, r: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B,) noise level → (B, c_r · (1 + len(t_conds))); the extra conditions are zero.
+
+        The sinusoids are computed in fp32 (r · 10000 needs it) and cast to the network dtype.
+        """
+        c_r = self.config.c_r
+        r = r.float()
+        embeds = [timestep_embedding(r, c_r)]
+        embeds += [timestep_embedding(torch.zeros_like(r), c_r) for _ in self.config.t_conds]
+        return torch.cat(embeds, dim=1).to(dtype)
+
+    def _run_levels(self, x: torch.Tensor, r_embed: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+        level_outputs = []
+        for blocks, downscaler, mappers in zip(self.down_blocks, self.down_downscalers, self.down_repeat_mappers):
+            x = downscaler(x)
+            x = self._run_level(x, blocks, mappers, r_embed, clip, None)
+            level_outputs.insert(0, x)
+
+        x = level_outputs[0]
+        for i, (blocks, upscaler, mappers) in enumerate(zip(self.up_blocks, self.up_upscalers, self.up_repeat_mappers)):
+            skip = level_outputs[i] if i > 0 else None
+            x = self._run_level(x, blocks, mappers, r_embed, clip, skip)
+            x = upscaler(x)
+        return x
+
+    @staticmethod
+    def _run_level(x, blocks, mappers, r_embed, clip, skip):
+        for repeat in range(len(mappers) + 1):
+            for k, block in enumerate(blocks):
+                block_skip = skip if k == 0 else None
+                if block_skip is not None and x.shape[-2:] != block_skip.shape[-2:]:
+                    x = resize_like(x, block_skip.shape[-2:])  # odd sizes: match the skip
+                x = block(x, r_embed, clip, block_skip)
+            if repeat < len(mappers):
+                x = mappers[repeat](x)
+        return x

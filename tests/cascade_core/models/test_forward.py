@@ -1,0 +1,58 @@
+"""One forward pass of each network equals the official module's (../shared/reference/modules)."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cascade_core.config import PreviewerConfig, StageAConfig, StageBConfig, StageCConfig
+from cascade_core.models import build
+from tests.conftest import REFERENCE, relative_error
+
+MODULES = REFERENCE / "modules"
+CONFIGS = {"stage_c": StageCConfig, "stage_b": StageBConfig, "stage_a": StageAConfig, "previewer": PreviewerConfig}
+
+
+def reference_network(name):
+    spec = json.loads((MODULES / f"{name}_tiny.json").read_text())
+    net = build(CONFIGS[name].from_official(spec["constructor_args"]))
+    net.load_state_dict(load_file(MODULES / f"{name}_tiny.safetensors"), strict=True)
+    return net, load_file(MODULES / f"{name}_tiny.io.safetensors"), spec["cases"]
+
+
+def cases(name):
+    spec = json.loads((MODULES / f"{name}_tiny.json").read_text())
+    return [(name, k) for k in range(spec["cases"])]
+
+
+@pytest.mark.parametrize("name,case", cases("stage_c") + cases("stage_b"))
+@torch.inference_mode()
+def test_denoiser_forward(name, case):
+    net, io, _ = reference_network(name)
+    get = lambda key: io[f"{case}.{key}"]
+    if name == "stage_c":
+        out = net(get("x"), get("r"), get("clip_text"), get("clip_text_pooled"), get("clip_img"))
+    else:
+        out = net(get("x"), get("r"), get("effnet"), get("clip"))
+    assert relative_error(out, get("out")) <= 1e-4
+
+
+@torch.inference_mode()
+def test_stage_a_decode_and_encode():
+    net, io, count = reference_network("stage_a")
+    for k in range(count):
+        assert relative_error(net.decode(io[f"{k}.latent"]), io[f"{k}.decoded"]) <= 1e-4
+        assert relative_error(net.encode(io[f"{k}.image"]), io[f"{k}.encoded"]) <= 1e-4
+
+
+@torch.inference_mode()
+def test_previewer():
+    net, io, count = reference_network("previewer")
+    for k in range(count):
+        assert relative_error(net(io[f"{k}.latent"]), io[f"{k}.out"]) <= 1e-4
+
+
+def test_tiny_presets_equal_reference_args():
+    for name, config_class in CONFIGS.items():
+        spec = json.loads((MODULES / f"{name}_tiny.json").read_text())
+        assert build(f"{name}_tiny").config == config_class.from_official(spec["constructor_args"])

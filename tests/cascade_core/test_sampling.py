@@ -1,0 +1,80 @@
+"""The sampler reproduces the official trajectories step by step (../shared/reference/sampling)."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cascade_core import sampling
+from cascade_core.config import StageBConfig, StageCConfig
+from cascade_core.models import build
+from tests.conftest import REFERENCE, relative_error
+
+SAMPLING = REFERENCE / "sampling"
+CONFIGS = {"stage_c": StageCConfig, "stage_b": StageBConfig}
+
+
+@pytest.mark.parametrize("name", ["stage_c", "stage_b"])
+@torch.inference_mode()
+def test_trajectory_matches_reference(name):
+    settings = json.loads((SAMPLING / "settings.json").read_text())[name]
+    args = json.loads((REFERENCE / "modules" / f"{name}_tiny.json").read_text())["constructor_args"]
+    net = build(CONFIGS[name].from_official(args))
+    net.load_state_dict(load_file(SAMPLING / f"{name}_tiny.safetensors"))
+    ref = load_file(SAMPLING / f"{name}.safetensors")
+    cond = {k.removeprefix("cond."): v for k, v in ref.items() if k.startswith("cond.")}
+    uncond = {k.removeprefix("uncond."): v for k, v in ref.items() if k.startswith("uncond.")}
+    assert settings["cfg_rho"] == sampling.CFG_RHO
+
+    generator = torch.Generator().manual_seed(settings["seed"])
+    noise = sampling.draw_noise([generator], settings["shape"][1:], settings["steps"] + 1)
+    if "x_init" in ref:
+        assert torch.equal(noise[0], ref["x_init"])
+    schedule = sampling.cosine_schedule(settings["steps"], settings["shift"])
+    denoise = sampling.guided(net, cond, uncond, settings["guidance"])
+    steps = list(sampling.ddpm_sample(denoise, schedule, noise))
+    assert len(steps) == settings["steps"]
+    for i, (x, x0) in enumerate(steps):
+        assert relative_error(x, ref["x"][i]) <= 1e-4, f"x at step {i}"
+        assert relative_error(x0, ref["x0"][i]) <= 1e-4, f"x0 at step {i}"
+
+
+def test_schedule_is_fp32_and_shift_clamps_to_unshifted_range():
+    plain, shifted = sampling.cosine_schedule(10, 1.0), sampling.cosine_schedule(10, 2.0)
+    assert plain.a.dtype == torch.float32 and shifted.r.dtype == torch.float32
+    assert shifted.log_snr.min() >= plain.log_snr.min()  # clamped at logSNR(1) with shift 1
+    assert torch.all(shifted.log_snr[1:] <= plain.log_snr[1:])  # shift 2 is noisier
+    assert torch.allclose(plain.a**2 + plain.b**2, torch.ones(11))
+    assert torch.all((shifted.r >= 0) & (shifted.r <= 1))
+
+
+def test_guidance_at_most_one_runs_only_the_conditional_branch():
+    calls = []
+
+    def model(x, r, c):
+        calls.append(x.shape[0])
+        return x * c
+
+    cond, uncond = {"c": torch.full((1, 4), 2.0)}, {"c": torch.zeros(1, 4)}
+    x = torch.arange(4.0).view(1, 4)
+    assert torch.equal(sampling.guided(model, cond, uncond, 1.0)(x, torch.zeros(1)), x * 2)
+    assert calls == [1]
+    sampling.guided(model, cond, uncond, 4.0)(x, torch.zeros(1))
+    assert calls == [1, 2]  # one batched pass, conditional and unconditional together
+
+
+def test_guidance_rescale_is_per_sample():
+    gen = torch.Generator().manual_seed(0)
+    p_cond, p_uncond = torch.randn(3, 4, 5, 5, generator=gen), torch.randn(3, 4, 5, 5, generator=gen)
+    batched = sampling.guidance_rescale(p_cond, p_uncond, 4.0)
+    for k in range(3):
+        alone = sampling.guidance_rescale(p_cond[k:k + 1], p_uncond[k:k + 1], 4.0)
+        assert torch.allclose(batched[k:k + 1], alone)
+
+
+def test_noise_of_a_batch_equals_each_generator_alone():
+    shape = (4, 3, 3)
+    batched = sampling.draw_noise([torch.Generator().manual_seed(s) for s in (5, 6)], shape, 3)
+    for k, seed in enumerate((5, 6)):
+        alone = sampling.draw_noise([torch.Generator().manual_seed(seed)], shape, 3)
+        assert torch.equal(batched[:, k:k + 1], alone)
