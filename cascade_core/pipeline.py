@@ -66,7 +66,7 @@ class _Clock:
 
 
 def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading.Event | None = None,
-             preview_every: int = 5, decode_every: int = 0, keep_tensors: bool = False) -> Iterator[Event]:
+             preview_every: int = 5, decode_every: int = 2, keep_tensors: bool = False) -> Iterator[Event]:
     """Yield the events of one request. Raises RequestError before anything runs if it is invalid.
 
     preview_every: Stage C steps between previewer images (0: none until Stage C ends).

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     transformers_logging.disable_progress_bar()  # our own progress lines say what is loading
     model = load(args.model, device=args.device, dtype=args.dtype, progress=lambda m: print(m, file=sys.stderr))
     bar = StageBar()
-    for event in generate(model, request, keep_tensors=args.save_tensors is not None):
+    events = generate(model, request, preview_every=0, decode_every=0, keep_tensors=args.save_tensors is not None)
+    for event in events:
         if isinstance(event, Started):
             for notice in event.notices:
                 print(f"note: {notice}", file=sys.stderr)

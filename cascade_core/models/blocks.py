@@ -116,6 +116,13 @@ class PackedAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * c, c))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * c))
         self.out_proj = nn.Linear(c, c)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.MultiheadAttention's initialisation; loading a checkpoint replaces it."""
+        if not self.in_proj_weight.is_meta:
+            nn.init.xavier_uniform_(self.in_proj_weight)
+            nn.init.zeros_(self.in_proj_bias)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None, self_attn: bool) -> torch.Tensor:
         """x (B, N, C) attends to [x, context] (self_attn) or to context alone."""

@@ -56,3 +56,13 @@ def test_tiny_presets_equal_reference_args():
     for name, config_class in CONFIGS.items():
         spec = json.loads((MODULES / f"{name}_tiny.json").read_text())
         assert build(f"{name}_tiny").config == config_class.from_official(spec["constructor_args"])
+
+
+@torch.inference_mode()
+def test_freshly_built_networks_are_initialised():
+    """Built without a checkpoint (benchmarks, training), every parameter is set: outputs are finite."""
+    stage_c, stage_b = build("stage_c_tiny"), build("stage_b_tiny")
+    out_c = stage_c(torch.randn(1, 16, 6, 6), torch.rand(1), torch.randn(1, 77, 32), torch.randn(1, 1, 32),
+                    torch.zeros(1, 1, 24))
+    out_b = stage_b(torch.randn(1, 4, 16, 16), torch.rand(1), out_c, torch.randn(1, 1, 32))
+    assert out_c.isfinite().all() and out_b.isfinite().all()
