@@ -19,18 +19,19 @@ VOCAB = ["<|startoftext|>", "<|endoftext|>", "!", "[UNK]"]
 
 
 def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Fill every floating tensor from `generator`: weights ~ N(0, 1/fan_in), norms at 1, biases small."""
+    """Fill every floating tensor from `generator`: weights ~ N(0, 1/fan_in), norm scales 1, biases small."""
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
             if not tensor.is_floating_point():
                 continue
-            if name.endswith(("running_var", "norm.weight", "layer_norm1.weight", "layer_norm2.weight")):
-                tensor.fill_(1.0)
-            elif name.endswith("running_mean"):
+            if name.endswith("running_mean"):
                 tensor.zero_()
+            elif name.endswith("running_var") or (tensor.dim() == 1 and name.endswith("weight")):
+                tensor.fill_(1.0)
+            elif tensor.dim() == 1:
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
             else:
-                fan_in = tensor[0].numel() if tensor.dim() > 1 else 1
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * (0.02 if tensor.dim() == 1 else fan_in**-0.5))
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * tensor[0].numel() ** -0.5)
     return module
 
 
@@ -65,6 +66,7 @@ def load_demo(device: str = "cpu") -> CascadeModel:
     torch_device = resolve_device(device)
     networks = {stage: _randomize_(build(presets["tiny"]), generator).to(torch_device).requires_grad_(False)
                 for stage, presets in PRESETS.items()}
+    networks["previewer"].blocks[-1].bias.fill_(0.5)  # previews centred on mid-grey, not clamped to black
     tokenizer = _demo_tokenizer()
     width = PRESETS["stage_c"]["tiny"].c_clip_text
     text_model = _demo_text_model(len(tokenizer), width, generator).to(torch_device)
