@@ -1,0 +1,26 @@
+"""app.py flags and the GRADIO_SERVER_* environment variables."""
+import pytest
+
+import app
+
+
+def test_defaults(monkeypatch):
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "CASCADE_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    args = app.parse_args([])
+    assert (args.host, args.port, args.outputs, args.model, args.demo) == ("127.0.0.1", 7860, "outputs", None, False)
+
+
+def test_environment_and_flags(monkeypatch):
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8000")
+    assert (app.parse_args([]).host, app.parse_args([]).port) == ("0.0.0.0", 8000)
+    args = app.parse_args(["--port", "9000", "--model", "m", "--variant", "lite", "--offload", "--share",
+                           "--auth", "a:b", "--outputs", "out", "--device", "cpu"])
+    assert (args.port, args.model, args.variant, args.offload, args.share, args.auth, args.outputs, args.device) == \
+        (9000, "m", "lite", True, True, "a:b", "out", "cpu")
+
+
+def test_bad_auth_is_refused():
+    with pytest.raises(SystemExit, match="user:pass"):
+        app.main(["--demo", "--auth", "nocolon"])

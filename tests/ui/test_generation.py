@@ -1,0 +1,72 @@
+"""One run as frames: waiting for the model, errors as messages, saving even when nobody reads."""
+import time
+
+import pytest
+
+import cascade_core as cc
+from ui.generation import Services, StudioError, stream
+from ui.outputs import OutputsWriter
+
+SMALL = dict(width=256, height=256, seed=11, prior_steps=2, decoder_steps=2)
+
+
+class FakeHolder:
+    """A model holder that finishes loading after `polls` waits."""
+
+    def __init__(self, model=None, error=None, polls=2):
+        self.model, self.error, self.polls, self.message = model, error, polls, "loading stage_c"
+
+    def wait(self, timeout):
+        self.polls -= 1
+        return self.polls < 0
+
+    @property
+    def finished(self):
+        return self.polls < 0
+
+    @property
+    def ready(self):
+        return self.finished and self.model is not None
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    return cc.load_demo()
+
+
+def test_waits_for_the_model_then_runs(tmp_path, demo_model):
+    frames = list(stream(Services(FakeHolder(demo_model), OutputsWriter(tmp_path)), "s",
+                         cc.GenerationRequest("a fox", **SMALL)))
+    assert [f.status for f in frames[:2]] == ["Waiting for the model: loading stage_c"] * 2
+    assert frames[-1].status.startswith("Done: 1 image in")
+    assert frames[-1].saved[0].settings["seed"] == 11 and frames[-1].saved[0].path.exists()
+    assert frames[-1].request.seed == 11
+
+
+def test_load_failure_and_bad_request_are_messages(tmp_path, demo_model):
+    with pytest.raises(StudioError, match="no weights here"):
+        list(stream(Services(FakeHolder(error="no weights here"), OutputsWriter(tmp_path)), "s",
+                    cc.GenerationRequest("x", **SMALL)))
+    with pytest.raises(StudioError, match="^width: "):
+        list(stream(Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path)), "s",
+                    cc.GenerationRequest("x", **{**SMALL, "width": 100})))
+
+
+def test_stop_before_the_model_is_ready(tmp_path, demo_model):
+    services = Services(FakeHolder(demo_model, polls=1000), OutputsWriter(tmp_path))
+    frames = stream(services, "s", cc.GenerationRequest("x", **SMALL))
+    assert next(frames).status.startswith("Waiting")
+    assert services.stops.stop("s")
+    assert [f.status for f in frames] == ["Stopped before the start."]
+    assert not services.stops.stop("s")  # the run is over
+
+
+def test_finished_images_are_saved_even_if_nobody_reads_on(tmp_path, demo_model):
+    frames = stream(Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path)), "s",
+                    cc.GenerationRequest("a fox", **SMALL))
+    next(frames)  # the run has started; the page went away and reads no more
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*/*.json")):
+        assert time.monotonic() < deadline, "the finished image was never saved"
+        time.sleep(0.1)
+    assert len(list(tmp_path.glob("*/*.png"))) == 1

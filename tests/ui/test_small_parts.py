@@ -1,0 +1,55 @@
+"""Progress text, contact sheets, Markdown escaping, the model holder, the torch-free rule."""
+import re
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from ui.imaging import contact_sheet
+from ui.markdown import md_escape
+from ui.model_holder import ModelHolder, ModelOptions
+from ui.progress import ProgressText
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_progress_line_estimates_time_left():
+    progress = ProgressText(decoder_steps=10)
+    assert progress.line("stage_c", 5, 20, 5.0) == "Stage C (prior) · step 5/20 · 5.0 s elapsed · ~25 s left"
+    progress.line("stage_c", 20, 20, 20.0)
+    assert progress.line("stage_b", 2, 10, 24.0) == "Stage B (decoder) · step 2/10 · 24.0 s elapsed · ~16 s left"
+
+
+def test_contact_sheet():
+    assert contact_sheet([]) is None
+    one = Image.new("RGB", (10, 20))
+    assert contact_sheet([one]) is one
+    assert contact_sheet([one] * 3, gap=2).size == (22, 42)
+    assert contact_sheet([one], longest=40).size == (20, 40)
+
+
+def test_md_escape_shows_text_literally():
+    assert md_escape("<img src=x onerror=alert(1)> **b**") == r"\<img src=x onerror=alert\(1\)\> \*\*b\*\*"
+
+
+def test_model_holder_reports_what_to_do(tmp_path):
+    holder = ModelHolder(ModelOptions(path=None)).start()
+    assert holder.wait(30) and not holder.ready
+    assert "--demo" in holder.error and "--model PATH" in holder.error
+    assert holder.status_markdown().startswith("**Model failed to load.** No model folder given")
+    holder = ModelHolder(ModelOptions(path=str(tmp_path / "missing"), device="cpu")).start()
+    assert holder.wait(30) and holder.error and not holder.ready
+    assert holder.status_markdown().startswith("**Model failed to load.**")
+
+
+def test_model_loads_in_the_background():
+    holder = ModelHolder(ModelOptions(demo=True))
+    start = time.monotonic()
+    holder.start()
+    assert time.monotonic() - start < 0.5  # start() returns at once
+    assert holder.wait(120) and holder.ready
+
+
+def test_ui_and_app_never_import_torch():
+    for path in [REPO / "app.py", *sorted((REPO / "ui").glob("*.py"))]:
+        assert not re.search(r"^\s*(import torch|from torch)", path.read_text(), re.M), path

@@ -1,0 +1,126 @@
+"""One generation as a stream of `Frame`s: what the page and the /generate endpoint show.
+
+Shared by the UI handler and the API handler. Waits for the model, runs the engine in a
+worker thread, saves every finished image the moment it is done, and turns engine errors
+into messages for the user.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import cascade_core as cc
+from PIL.Image import Image
+
+from .imaging import contact_sheet
+from .model_holder import ModelHolder
+from .outputs import OutputsWriter, SavedImage
+from .progress import STAGE_NAMES, ProgressText
+from .runner import StopRegistry, run_events
+
+WAIT_POLL_S = 0.5
+PREVIEW_LONGEST = 384  # Stage C previews are small (8× the latent): shown enlarged to this size
+
+
+class StudioError(Exception):
+    """A message for the user (bad request, model not available); the UI shows it, never a traceback."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    status: str  # plain text
+    stage_c: Image | None = None  # Stage C preview (contact sheet of the batch)
+    stage_b: Image | None = None  # latest decoded Stage B intermediate, then the final images
+    saved: tuple[SavedImage, ...] = ()  # set on the last frame of a finished run
+    notices: tuple[str, ...] = ()
+    request: cc.GenerationRequest | None = None  # the validated request, once known
+
+
+@dataclass
+class Services:
+    """What a handler needs: the model, the outputs writer, the stop registry."""
+    holder: ModelHolder
+    writer: OutputsWriter
+    stops: StopRegistry = field(default_factory=StopRegistry)
+    preview_every: int = 5
+    decode_every: int = 2
+
+
+def wait_for_model(holder: ModelHolder, stop) -> Iterator[Frame]:
+    """Frames with the loading status until the model is ready (or Stop); StudioError if it failed."""
+    while not holder.wait(WAIT_POLL_S) and not stop.is_set():
+        yield Frame(status=f"Waiting for the model: {holder.message}")
+    if holder.finished and not holder.ready:
+        raise StudioError(holder.error or "The model is not available.")
+
+
+def stream(services: Services, session: str, request: cc.GenerationRequest,
+           extra_settings: dict | None = None) -> Iterator[Frame]:
+    """Frames of one run; the last one has `saved` set when the run finished (not stopped)."""
+    stop = services.stops.begin(session)
+    try:
+        yield from wait_for_model(services.holder, stop)
+        if stop.is_set():
+            yield Frame(status="Stopped before the start.")
+            return
+        frame = Frame(status="Encoding the prompt…")
+        progress = ProgressText(request.decoder_steps)
+        save = functools.partial(_save, services.writer, extra_settings or {})
+        events = run_events(services.holder.model, request, stop, preview_every=services.preview_every,
+                            decode_every=services.decode_every, on_event=save)
+        try:
+            for event in events:
+                frame = _advance(frame, event, progress)
+                yield frame
+        except cc.RequestError as e:
+            raise StudioError(str(e)) from None
+        except Exception as e:  # an engine failure (e.g. out of memory): a message, not a traceback
+            raise StudioError(f"Generation failed: {type(e).__name__}: {e}") from e
+    finally:
+        services.stops.end(session, stop)
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A Finished event whose images are already in the outputs folder."""
+    event: cc.Finished
+    saved: tuple[SavedImage, ...]
+
+
+def _save(writer: OutputsWriter, extra: dict, event):
+    """In the engine's worker thread: write finished images at once, whether or not a page still listens."""
+    if not isinstance(event, cc.Finished):
+        return event
+    seconds = round(event.timings.get("total", 0.0), 2)
+    return _Saved(event, tuple(writer.save(image, {**settings, **extra, "seconds": seconds})
+                               for image, settings in zip(event.images, event.settings)))
+
+
+def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
+    if isinstance(event, cc.Started):
+        return dataclasses.replace(frame, status="Stage C (prior) · starting", notices=event.notices,
+                                   request=event.request)
+    if isinstance(event, cc.StageProgress):
+        frame = dataclasses.replace(frame, status=progress.line(event.stage, event.step, event.total, event.elapsed),
+                                    notices=())
+        if event.previews:
+            sheet = contact_sheet(event.previews, longest=PREVIEW_LONGEST if event.stage == "stage_c" else 0)
+            frame = dataclasses.replace(frame, **{event.stage: sheet})
+        return frame
+    if isinstance(event, cc.StageDone):
+        if event.stage == "stage_c" and event.previews:
+            frame = dataclasses.replace(frame, stage_c=contact_sheet(event.previews, longest=PREVIEW_LONGEST))
+        return dataclasses.replace(frame, status=f"{STAGE_NAMES.get(event.stage, event.stage)} done in "
+                                                 f"{event.seconds:.1f} s", notices=())
+    if isinstance(event, _Saved):
+        saved, seconds = event.saved, event.event.timings.get("total", 0.0)
+        return dataclasses.replace(frame, stage_b=contact_sheet(event.event.images), saved=saved, notices=(),
+                                   status=f"Done: {len(saved)} image{'s' if len(saved) > 1 else ''} "
+                                          f"in {seconds:.1f} s, saved to {saved[0].path.parent}")
+    if isinstance(event, cc.Cancelled):
+        return dataclasses.replace(frame, notices=(),
+                                   status=f"Stopped during {STAGE_NAMES.get(event.stage, event.stage)} after step "
+                                          f"{event.step} ({event.elapsed:.1f} s). Ready for the next run.")
+    return frame

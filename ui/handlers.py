@@ -1,0 +1,187 @@
+"""Event handlers of the page and the API: plain functions over component values and state.
+
+Handler outputs are tuples in the order the layout wires them (see ui/layout.py).
+"""
+from __future__ import annotations
+
+import os
+
+import cascade_core as cc
+import gradio as gr
+import pandas as pd  # a gradio dependency; styles the compare table
+
+from . import gallery
+from .generation import Frame, Services, StudioError, stream
+from .markdown import md_escape
+from .outputs import load_saved
+from .presets import Presets, apply_style
+
+REFINE_FACTOR = 1.5
+
+
+def _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
+             decoder_guidance, num_images) -> cc.GenerationRequest:
+    """Component values → a request; the engine validates it (RequestError names the field)."""
+    seed = None if seed is None or seed == "" or (isinstance(seed, (int, float)) and seed < 0) else seed
+    return cc.GenerationRequest(prompt or "", negative_prompt or "", width, height, seed, prior_steps,
+                                prior_guidance, decoder_steps, decoder_guidance, num_images)
+
+
+def _show_notices(frame: Frame) -> None:
+    for notice in frame.notices:
+        gr.Info(notice)
+
+
+def _settings_json(frame: Frame) -> dict:
+    return {"seeds": [s.settings.get("seed") for s in frame.saved],
+            "images": [{**s.settings, "file": str(s.path)} for s in frame.saved]}
+
+
+class Handlers:
+    def __init__(self, services: Services, presets: Presets):
+        self.services, self.presets = services, presets
+
+    # --- generation -------------------------------------------------------------------------
+    def api_generate(self, prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance,
+                     decoder_steps, decoder_guidance, num_images, request: gr.Request):
+        """/generate: yields (stage C preview, Stage B image, final images, settings JSON, status)."""
+        req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
+                       decoder_guidance, num_images)
+        try:
+            for frame in stream(self.services, request.session_hash, req):
+                _show_notices(frame)
+                final = gallery.gallery_value([gallery.make_item(s.path, s.settings) for s in frame.saved])
+                yield (frame.stage_c, frame.stage_b, final or None,
+                       _settings_json(frame) if frame.saved else None, frame.status)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def ui_generate(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
+                    decoder_steps, decoder_guidance, num_images, style, items, request: gr.Request):
+        """The page's Generate: outputs (stage C, stage B, status, gallery, items, seed)."""
+        template = self.presets.styles.get(style)
+        styled, styled_negative = apply_style(template, prompt or "", negative_prompt or "")
+        req = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
+                       prior_guidance, decoder_steps, decoder_guidance, num_images)
+        extra = {"style": style, "user_prompt": prompt or "", "user_negative_prompt": negative_prompt or ""}
+        try:
+            for frame in stream(self.services, request.session_hash, req, extra):
+                _show_notices(frame)
+                if frame.saved:
+                    items = gallery.add_items(items, [gallery.make_item(s.path, s.settings) for s in frame.saved])
+                    yield (frame.stage_c, frame.stage_b, md_escape(frame.status), gallery.gallery_value(items),
+                           items, frame.request.seed)
+                else:
+                    yield frame.stage_c, frame.stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip()
+        except StudioError as e:
+            gr.Warning(str(e))
+            yield gr.skip(), gr.skip(), f"**Not generated:** {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip()
+
+    def stop(self, request: gr.Request) -> str:
+        """Stop this session's run; it ends within one engine step."""
+        found = self.services.stops.stop(request.session_hash)
+        return "Stopping…" if found else "Nothing is running."
+
+    # --- model status -----------------------------------------------------------------------
+    def model_status(self):
+        holder = self.services.holder
+        return holder.status_markdown(), gr.Timer(active=not holder.finished)
+
+    # --- presets ----------------------------------------------------------------------------
+    def apply_size(self, name):
+        width, height = self.presets.sizes.get(name, (gr.skip(), gr.skip()))
+        return width, height
+
+    def apply_quality(self, name):
+        q = self.presets.quality.get(name)
+        if q is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return q["prior_steps"], q["prior_guidance"], q["decoder_steps"], q["decoder_guidance"]
+
+    # --- gallery ----------------------------------------------------------------------------
+    def select(self, items, evt: gr.SelectData):
+        """A gallery click: (selected path, settings table, download file, detail visibility)."""
+        if evt.index is None or not 0 <= evt.index < len(items):
+            return None, [], None, gr.update(visible=False)
+        item = items[evt.index]
+        return item["path"], gallery.settings_rows(item["settings"]), item["path"], gr.update(visible=True)
+
+    def _selected(self, items, path) -> dict:
+        for item in items:
+            if item["path"] == path:
+                return item["settings"]
+        raise gr.Error("Select an image in the gallery first.", print_exception=False)
+
+    def reuse_all(self, items, path):
+        """Controls ← all settings of the selected image (prompt and style as typed)."""
+        s = self._selected(items, path)
+        style = s.get("style") if s.get("style") in self.presets.styles else None
+        prompt, negative = s.get("prompt", ""), s.get("negative_prompt", "")
+        if style:  # as typed, before the style template
+            prompt, negative = s.get("user_prompt", prompt), s.get("user_negative_prompt", negative)
+        return (prompt, negative, style or "None", s.get("width"), s.get("height"), s.get("seed"), False,
+                s.get("prior_steps"), s.get("prior_guidance"), s.get("decoder_steps"), s.get("decoder_guidance"))
+
+    def reuse_seed(self, items, path):
+        return self._selected(items, path).get("seed"), False
+
+    def variations(self, items, path, count):
+        """Same settings, new seeds: randomize on and `count` images."""
+        values = list(self.reuse_all(items, path))
+        values[6] = True  # randomize
+        return (*values, int(count))
+
+    def refine(self, items, path):
+        """Same seed, more steps (×1.5 on both stages), one image."""
+        values = list(self.reuse_all(items, path))
+        values[7] = min(200, round(values[7] * REFINE_FACTOR))
+        values[9] = min(200, round(values[9] * REFINE_FACTOR))
+        return (*values, 1)
+
+    def load_outputs(self, items):
+        """Add the images in the outputs folder that this tab's gallery lacks (newest first)."""
+        known = {item["path"] for item in items}
+        found = [gallery.make_item(s.path, s.settings) for s in load_saved(self.services.writer.root)
+                 if str(s.path) not in known]
+        items = sorted(items + found, key=lambda item: _mtime(item["path"]), reverse=True)
+        return gallery.gallery_value(items), items, f"Loaded {len(found)} image(s) from the outputs folder."
+
+    def clear(self):
+        return [], [], [], None, gr.update(visible=False), "Gallery cleared (the files stay in the outputs folder)."
+
+    # --- compare ----------------------------------------------------------------------------
+    def toggle_compare(self, chosen, path):
+        if not path:
+            raise gr.Error("Select an image in the gallery first.", print_exception=False)
+        chosen = gallery.toggle_compare(chosen, path)
+        return chosen, gr.update(label=f"Compare ({len(chosen)})")
+
+    def clear_compare(self):
+        return [], gr.update(label="Compare (0)")
+
+    def compare_view(self, items, chosen):
+        """(images side by side, diff table with differing rows highlighted, note)."""
+        by_path = {item["path"]: item for item in items}
+        picked = [by_path[p] for p in chosen if p in by_path]
+        if len(picked) < 2:
+            return [], None, "Choose 2–4 images: select one in the gallery, then **Add to compare**."
+        rows, differs = gallery.diff_rows([item["settings"] for item in picked])
+        headers = ["setting"] + [f"image {k + 1}" for k in range(len(picked))]
+        table = _highlight(rows, differs, headers)
+        note = f"{sum(differs)} setting(s) differ, highlighted."
+        return [(item["path"], f"image {k + 1}: {item['caption']}") for k, item in enumerate(picked)], table, note
+
+
+def _highlight(rows, differs, headers):
+    """The diff table as a styled frame: rows whose values differ get a yellow background."""
+    frame = pd.DataFrame(rows, columns=headers)
+    style = "background-color: #fff3bf; color: #5c3c00; font-weight: 600"
+    return frame.style.apply(lambda row: [style if differs[row.name] else ""] * len(row), axis=1)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+

@@ -1,0 +1,93 @@
+"""Loads the model once, in a background thread, so the page is served at once."""
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from dataclasses import dataclass
+
+import cascade_core as cc
+
+from .markdown import md_escape
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    path: str | None = None  # a model folder; None with demo=False is a load error that says what to do
+    demo: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    variant: str = "auto"
+    offload: bool = False
+
+
+def unsupported_options(options: ModelOptions) -> list[str]:
+    """Options this engine's cc.load does not take yet (they are then ignored, and the page says so)."""
+    params = inspect.signature(cc.load).parameters
+    wanted = {"variant": options.variant != "auto", "offload": options.offload}
+    return [name for name, used in wanted.items() if used and name not in params]
+
+
+class ModelHolder:
+    """State of the one model: loading (with its latest progress line), ready, or failed."""
+
+    def __init__(self, options: ModelOptions):
+        self.options = options
+        self.model = None
+        self.error: str | None = None
+        self.message = "starting"
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+
+    def start(self) -> "ModelHolder":
+        self._thread.start()
+        return self
+
+    def _say(self, message: str) -> None:
+        self.message = message
+
+    def _load(self) -> None:
+        o = self.options
+        try:
+            if o.demo:
+                self._say("building the built-in demo model")
+                self.model = cc.load_demo()
+            elif not o.path:
+                raise cc.ModelLoadError("No model folder given. Start with `python app.py --model PATH` "
+                                        "(a Stable Cascade folder), or `python app.py --demo` to try the interface.")
+            else:
+                params = inspect.signature(cc.load).parameters
+                kwargs = {"device": o.device, "dtype": o.dtype}
+                if "variant" in params:
+                    kwargs["variant"] = o.variant
+                if "offload" in params:
+                    kwargs["offload"] = o.offload
+                if "progress" in params:
+                    kwargs["progress"] = self._say
+                self.model = cc.load(o.path, **kwargs)
+        except cc.ModelLoadError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - shown in the page, not a traceback
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """True once loading has ended (ready or failed)."""
+        return self._done.wait(timeout)
+
+    def status_markdown(self) -> str:
+        if self.error:
+            return f"**Model failed to load.** {md_escape(self.error)}"
+        if self.model is None:
+            return f"Loading the model… {md_escape(self.message)} ({time.monotonic() - self.started:.0f} s)"
+        return f"Model **{md_escape(self.model.name)}** ready on {self.model.device}"

@@ -1,0 +1,78 @@
+"""Runs cc.generate in a worker thread and relays its events through a queue.
+
+A Gradio generator handler only sees Stop at its next yield, so the engine runs in its own
+thread with a threading.Event as `stop=`; Stop sets it and the run ends within one step.
+One engine run at a time: a stopped run finishes its current step before the next starts.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Iterator
+
+import cascade_core as cc
+
+_ENGINE_LOCK = threading.Lock()
+_DONE = object()
+
+
+class StopRegistry:
+    """The stop event of each session's running generation (keyed by Gradio session hash)."""
+
+    def __init__(self):
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, session: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events[session] = event
+        return event
+
+    def end(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
+    def stop(self, session: str) -> bool:
+        """Set the session's stop event; False when it has no run."""
+        with self._lock:
+            event = self._events.get(session)
+        if event is not None:
+            event.set()
+        return event is not None
+
+
+def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, preview_every: int = 5,
+               decode_every: int = 2, on_event: Callable[[cc.Event], Any] | None = None) -> Iterator[Any]:
+    """Yield the engine's events from a worker thread; re-raise its exceptions here.
+
+    on_event: runs in the worker on each event and its result is yielded instead; work that
+    must happen even if nobody reads on (saving finished images) belongs there.
+    Closing this iterator (the handler was cancelled) sets `stop`, so the worker ends too.
+    """
+    events: queue.Queue = queue.Queue()
+
+    def work():
+        try:
+            with _ENGINE_LOCK:
+                for event in cc.generate(model, request, stop=stop, preview_every=preview_every,
+                                         decode_every=decode_every):
+                    events.put(on_event(event) if on_event else event)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            events.put(e)
+        finally:
+            events.put(_DONE)
+
+    worker = threading.Thread(target=work, name="cascade-generate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = events.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the consumer is gone or done: let a still-running worker end at its next step
