@@ -136,7 +136,7 @@ def locate(folder: Path, variant: str = "auto", dtype: torch.dtype = torch.float
     """The file and config of each network in a model folder; raises ModelLoadError."""
     if not folder.is_dir():
         hint = ""
-        if not folder.exists() and str(folder).count("/") == 1:
+        if not folder.exists() and not folder.is_absolute() and str(folder).count("/") == 1:
             hint = ("; it looks like a Hugging Face repo id, which is not downloaded yet: fetch the files"
                     " (see README, 'Model files') and pass their folder")
         raise ModelLoadError(f"{folder} is not a folder with a Stable Cascade model{hint}")

@@ -14,6 +14,7 @@ IMAGE_HEIGHT = 300  # fixed heights: no layout jumps while images stream
 GALLERY_HEIGHT = 420
 QUEUE_MAX_SIZE = 16
 ENGINE = "engine"  # concurrency id shared by the page and the API: one generation at a time
+GALLERY = "gallery"  # gallery clicks and actions run in click order (an action reads the selection)
 
 CSS = (Path(__file__).with_name("studio.css")).read_text(encoding="utf-8")
 JS = (Path(__file__).with_name("studio.js")).read_text(encoding="utf-8")
@@ -135,16 +136,16 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         quality.change(h.apply_quality, quality, [prior_steps, prior_guidance, decoder_steps, decoder_guidance],
                        api_visibility="private", show_progress="hidden")
 
-        gal.select(h.select, items, [selected, details, download, detail], api_visibility="private")
-        reuse_all.click(h.reuse_all, [items, selected], controls, api_visibility="private")
-        reuse_seed.click(h.reuse_seed, [items, selected], [seed, randomize], api_visibility="private")
-        variations.click(h.variations, [items, selected, var_count], controls + [num_images],
-                         api_visibility="private").success(**run)
-        refine.click(h.refine, [items, selected], controls + [num_images], api_visibility="private").success(**run)
-        reload_btn.click(h.load_outputs, items, [gal, items, status], api_visibility="private")
-        clear_btn.click(h.clear, outputs=[gal, items, chosen, selected, detail, status], api_visibility="private")
+        in_order = dict(api_visibility="private", concurrency_limit=1, concurrency_id=GALLERY)
+        gal.select(h.select, items, [selected, details, download, detail], **in_order)
+        reuse_all.click(h.reuse_all, [items, selected], controls, **in_order)
+        reuse_seed.click(h.reuse_seed, [items, selected], [seed, randomize], **in_order)
+        variations.click(h.variations, [items, selected, var_count], controls + [num_images], **in_order).success(**run)
+        refine.click(h.refine, [items, selected], controls + [num_images], **in_order).success(**run)
+        reload_btn.click(h.load_outputs, items, [gal, items, status], **in_order)
+        clear_btn.click(h.clear, outputs=[gal, items, chosen, selected, detail, status], **in_order)
 
-        compare_add.click(h.toggle_compare, [chosen, selected], [chosen, compare_tab], api_visibility="private")
+        compare_add.click(h.toggle_compare, [chosen, selected], [chosen, compare_tab], **in_order)
         chosen.change(h.compare_view, [items, chosen], [compare_gal, compare_table, compare_note],
                       api_visibility="private", show_progress="hidden")
         compare_clear.click(h.clear_compare, outputs=[chosen, compare_tab], api_visibility="private")

@@ -64,6 +64,15 @@ def gallery_count(page) -> int:
     return page.locator("#gallery button.thumbnail-item").count()
 
 
+def select(page, n: int) -> str:
+    """Click the n-th gallery image and wait until its settings are shown; returns its seed."""
+    thumbnail = page.locator("#gallery button.thumbnail-item").nth(n)
+    seed = re.search(r"seed (\d+)", thumbnail.inner_text()).group(1)
+    thumbnail.click()
+    sync_api.expect(page.locator("#details")).to_contain_text(re.compile(rf"seed\s+{seed}\s"), timeout=20_000)
+    return seed
+
+
 def wait_done(page) -> None:
     page.locator("#run-status").get_by_text(re.compile(r"^(Done|Stopped)")).wait_for()
 
@@ -115,10 +124,7 @@ def test_stop_ends_a_running_generation(page):
 
 
 def test_select_and_reuse_seed(page):
-    page.locator("#gallery button.thumbnail-item").nth(1).click()  # the older image
-    page.locator("#details").get_by_text("prior_steps").wait_for()
-    seed = int(re.search(r"seed (\d+)", page.locator("#gallery button.thumbnail-item").nth(1).inner_text()
-                         or page.locator("#gallery").inner_text()).group(1))
+    seed = select(page, 1)  # the older image
     page.click("#reuse-seed-btn")
     page.wait_for_function(f"() => document.querySelector('#seed input').value === '{seed}'")
     assert not page.locator("#randomize input").is_checked()
@@ -126,9 +132,10 @@ def test_select_and_reuse_seed(page):
 
 
 def test_compare_two_images(page):
-    page.locator("#gallery button.thumbnail-item").nth(0).click()
+    select(page, 0)
     page.click("#compare-add-btn")
-    page.locator("#gallery button.thumbnail-item").nth(1).click()
+    page.get_by_role("tab", name="Compare (1)").wait_for()
+    select(page, 1)
     page.click("#compare-add-btn")
     page.get_by_role("tab", name="Compare (2)").click()
     table = page.locator("#compare-table")
@@ -151,7 +158,7 @@ def test_phone_layout_has_no_horizontal_scroll(browser, demo_studio):
 
 def test_download_variations_and_refine(page):
     page.get_by_role("tab", name="Gallery").click()
-    page.locator("#gallery button.thumbnail-item").nth(0).click()
+    select(page, 0)
     with page.expect_download(timeout=20_000) as download:
         page.click("#download-btn")
     assert download.value.suggested_filename.endswith(".png")
@@ -160,8 +167,7 @@ def test_download_variations_and_refine(page):
     page.click("#variations-btn")
     page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 4")
     wait_done(page)
-    page.locator("#gallery button.thumbnail-item").nth(0).click()
-    seed = re.search(r"seed (\d+)", page.locator("#gallery button.thumbnail-item").nth(0).inner_text()).group(1)
+    seed = select(page, 0)
     page.click("#refine-btn")
     page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 5")
     page.locator("#gallery button.thumbnail-item").nth(0).click()
