@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,17 @@ from typing import Callable
 import torch
 from safetensors import SafetensorError, safe_open
 
+from . import hub, memory
 from .config import PRESETS, STAGES
 from .devices import resolve_device, resolve_dtype
-from .model import CascadeModel
+from .errors import ModelLoadError
+from .model import CascadeModel, LoadedNetwork
 from .models import build
 from .text import TextEncoder
+from .units import format_bytes
 
 PREFIX = "model.diffusion_model."
+VARIANTS = ("auto", "full", "lite")
 Progress = Callable[[str], None]
 
 # Released file names per network and size, preferred first for (bf16, fp32) runs.
@@ -39,10 +44,6 @@ RELEASED_FILES = {
     "stage_a": {"full": ("stage_a.safetensors",)},
     "previewer": {"full": ("previewer.safetensors",)},
 }
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,8 @@ def find_custom(folder: Path, spec: dict, stage: str) -> NetworkFile:
 def locate(folder: Path, variant: str = "auto", dtype: torch.dtype = torch.float32) -> dict[str, NetworkFile]:
     """The file and config of each network in a model folder; raises ModelLoadError."""
     if not folder.is_dir():
-        hint = ""
-        if not folder.exists() and not folder.is_absolute() and str(folder).count("/") == 1:
-            hint = ("; it looks like a Hugging Face repo id, which is not downloaded yet: fetch the files"
-                    " (see README, 'Model files') and pass their folder")
-        raise ModelLoadError(f"{folder} is not a folder with a Stable Cascade model{hint}")
+        raise ModelLoadError(f"{folder} is not a folder with a Stable Cascade model, nor a Hugging Face repository id "
+                             "(owner/name)")
     spec_path = folder / "cascade.json"
     if spec_path.is_file():
         try:
@@ -147,8 +145,8 @@ def locate(folder: Path, variant: str = "auto", dtype: torch.dtype = torch.float
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"{spec_path} is not valid JSON ({e})") from e
         return {stage: find_custom(folder, spec, stage) for stage in STAGES}
-    if variant not in ("auto", "full", "lite"):
-        raise ModelLoadError(f"unknown variant {variant!r}; use auto, full or lite")
+    if variant not in VARIANTS:
+        raise ModelLoadError(f"unknown variant {variant!r}; use {', '.join(VARIANTS)}")
     return {stage: find_released(folder, stage, variant, dtype) for stage in STAGES}
 
 
@@ -188,11 +186,17 @@ def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype) ->
     return TextEncoder(tokenizer, model.to(device).eval())
 
 
-def load(source: str | Path, *, device: str = "auto", dtype: str = "auto", variant: str = "auto",
+def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "auto", variant: str = "auto",
+         offload: str = "none", weights: str = "bf16", revision: str | None = None,
          progress: Progress | None = None) -> CascadeModel:
-    """Load a model folder onto a device. `progress` receives one line per step."""
+    """Load a model folder, or a hub repository (downloaded into the HF cache), onto a device.
+
+    variant: full, lite, or auto (the largest that fits the device's memory).
+    offload: none, model or sequential (README, "Memory"): what stays on the device between stages.
+    weights: which released files a hub download takes, bf16 (half the download) or fp32.
+    progress: receives one line per step (download, each network, the summary).
+    """
     say = progress or (lambda message: None)
-    folder = Path(source).expanduser()
     try:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
@@ -200,20 +204,63 @@ def load(source: str | Path, *, device: str = "auto", dtype: str = "auto", varia
         raise ModelLoadError(str(e)) from e
     if torch_dtype == torch.float16:
         raise ModelLoadError("float16 is refused: Stage C's activations overflow in it; use bfloat16 or float32")
-    files = locate(folder, variant, torch_dtype)
-    seconds, networks = {}, {}
-    for stage, file in files.items():
-        say(f"loading {stage} ({file.size}) from {file.path.name}")
+    if variant not in VARIANTS:
+        raise ModelLoadError(f"unknown variant {variant!r}; use {', '.join(VARIANTS)}")
+    if offload not in memory.OFFLOAD_MODES:
+        raise ModelLoadError(f"unknown offload mode {offload!r}; use {', '.join(memory.OFFLOAD_MODES)}")
+    from_hub = hub.is_repo_id(str(source))
+    if from_hub:
+        if variant == "auto":
+            variant = memory.choose_variant(torch_device, torch_dtype, offload)
+            say(f"variant {variant}: {memory.describe_choice(torch_device, torch_dtype, offload)}")
+        folder = hub.fetch(str(source), variant=variant, weights=weights, revision=revision, progress=say)
+    else:
+        folder = Path(source).expanduser()
+    try:
+        files = locate(folder, variant, torch_dtype)
+        memory.check_fits(planned_bytes(folder, files, torch_dtype), torch_device, offload, variant)
+        networks, report = {}, []
+        for stage, file in files.items():
+            start = time.perf_counter()
+            networks[stage] = load_network(file, torch_device, torch_dtype)
+            report.append(_loaded(stage, file.size, file.path.name, start, networks[stage], say))
         start = time.perf_counter()
-        networks[stage] = load_network(file, torch_device, torch_dtype)
-        seconds[stage] = time.perf_counter() - start
-    say("loading the text encoder")
-    start = time.perf_counter()
-    text_encoder = load_text_encoder(folder, torch_device, torch_dtype)
-    seconds["text_encoder"] = time.perf_counter() - start
+        text_encoder = load_text_encoder(folder, torch_device, torch_dtype)
+        report.append(_loaded("text_encoder", "", "text_encoder/", start, text_encoder.model, say))
+    except ModelLoadError as e:
+        if from_hub:
+            raise ModelLoadError(f"{e} (in the Hugging Face cache: `python -m cascade_core download --model {source} "
+                                 f"--variant {variant} --force` fetches it again)") from e
+        raise
     size = files["stage_c"].size if files["stage_c"].size == files["stage_b"].size else "custom"
-    say(f"loaded in {sum(seconds.values()):.1f} s on {torch_device} ({str(torch_dtype).removeprefix('torch.')})")
+    total = sum(item.seconds for item in report)
+    say(f"loaded in {total:.1f} s on {torch_device} ({str(torch_dtype).removeprefix('torch.')}), "
+        f"{format_bytes(sum(item.bytes for item in report))} of weights")
     return CascadeModel(
-        name=folder.resolve().name, **networks, text_encoder=text_encoder,
-        device=torch_device, dtype=torch_dtype, variant=size, load_seconds=seconds,
+        name=str(source) if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
+        device=torch_device, dtype=torch_dtype, variant=size,
+        load_report=tuple(report),
     )
+
+
+def planned_bytes(folder: Path, files: dict[str, NetworkFile], dtype: torch.dtype) -> dict[str, int]:
+    """Weight bytes each network will take in `dtype`, from the file headers and the text encoder config."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    sizes = {stage: sum(math.prod(shape) for shape in expected_layout(file.config).values()) * dtype.itemsize
+             for stage, file in files.items()}
+    try:
+        config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{folder / 'text_encoder' / 'config.json'} is missing or unreadable ({e})") from e
+    with torch.device("meta"):
+        text = CLIPTextModelWithProjection(config)
+    return {**sizes, "text_encoder": sum(p.nelement() for p in text.parameters()) * dtype.itemsize}
+
+
+def _loaded(stage: str, size: str, name: str, start: float, net: torch.nn.Module, say: Progress) -> LoadedNetwork:
+    """Time and weight bytes of one loaded network, said as one line."""
+    item = LoadedNetwork(stage, size, name, time.perf_counter() - start, memory.module_bytes(net))
+    label = f"{stage} ({size})" if size else stage
+    say(f"loaded {label} from {name}: {format_bytes(item.bytes)} in {item.seconds:.1f} s")
+    return item

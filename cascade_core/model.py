@@ -1,12 +1,22 @@
 """A loaded Stable Cascade: its four networks and text encoder on one device, in one dtype."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from .models import Previewer, StageA, StageB, StageC
 from .text import TextEncoder
+
+
+@dataclass(frozen=True)
+class LoadedNetwork:
+    """What loading one network took: shown to users and kept in `CascadeModel.load_report`."""
+    stage: str  # stage_c, stage_b, stage_a, previewer, text_encoder
+    size: str  # full, lite, tiny, custom ("" for the text encoder)
+    file: str
+    seconds: float
+    bytes: int  # its weights on the device
 
 
 @dataclass
@@ -20,4 +30,4 @@ class CascadeModel:
     device: torch.device
     dtype: torch.dtype
     variant: str = "custom"  # "full", "lite", "tiny", or "custom" sizes from a cascade.json
-    load_seconds: dict[str, float] = field(default_factory=dict)
+    load_report: tuple[LoadedNetwork, ...] = ()

@@ -27,7 +27,8 @@ def released_folder(tmp_path, names=None, transform=lambda state: state):
 
 def test_cascade_json_folder(tiny_model):
     assert tiny_model.variant == "tiny" and tiny_model.name == "tiny-cascade"
-    assert set(tiny_model.load_seconds) == set(STAGES) | {"text_encoder"}
+    assert [item.stage for item in tiny_model.load_report] == STAGES + ["text_encoder"]
+    assert all(item.bytes > 0 and item.seconds > 0 for item in tiny_model.load_report)
     assert all(not t.is_meta for t in tiny_model.stage_c.state_dict().values())
 
 

@@ -1,0 +1,6 @@
+"""Errors the engine raises for problems a user can fix; each message names the fix."""
+from __future__ import annotations
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be found, fetched or loaded; the message names the file and what to do."""

@@ -1,0 +1,241 @@
+"""The Hugging Face hub: which files a variant needs, fetched into the standard cache.
+
+Files land in huggingface_hub's cache (`$HF_HOME/hub`, or `$HF_HUB_CACHE`), so other tools
+share them; a file already there is not fetched again, and an interrupted download resumes
+from the part an earlier run left. Every failure becomes a `ModelLoadError` that says what to do.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from huggingface_hub import (HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url,
+                             try_to_load_from_cache)
+from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError,
+                                    RevisionNotFoundError)
+from huggingface_hub.file_download import http_get
+from huggingface_hub.utils import build_hf_headers
+
+from .errors import ModelLoadError
+from .units import format_bytes
+
+REPO = "stabilityai/stable-cascade"
+WEIGHTS = ("bf16", "fp32")
+NETWORKS = {  # (variant, weights) → Stage C and Stage B files
+    ("full", "bf16"): ("stage_c_bf16.safetensors", "stage_b_bf16.safetensors"),
+    ("full", "fp32"): ("stage_c.safetensors", "stage_b.safetensors"),
+    ("lite", "bf16"): ("stage_c_lite_bf16.safetensors", "stage_b_lite_bf16.safetensors"),
+    ("lite", "fp32"): ("stage_c_lite.safetensors", "stage_b_lite.safetensors"),
+}
+SHARED = ("stage_a.safetensors", "previewer.safetensors", "text_encoder/config.json")
+TEXT_WEIGHTS = {"bf16": "text_encoder/model.bf16.safetensors", "fp32": "text_encoder/model.safetensors"}
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+Say = Callable[[str], None]
+
+
+def is_repo_id(source: str) -> bool:
+    """`owner/name` that is not an existing local path."""
+    return bool(_REPO_ID.fullmatch(str(source))) and not Path(source).expanduser().exists()
+
+
+def wanted_files(variant: str, weights: str, available: set[str]) -> list[str]:
+    """Repository paths a variant needs, given the files the repository (or cache) has.
+
+    The text encoder's bf16 file is taken where present, else its fp32 one; the whole
+    `tokenizer/` folder is taken. Raises ModelLoadError naming what is missing.
+    """
+    if (variant, weights) not in NETWORKS:
+        raise ModelLoadError(f"unknown variant {variant!r} or weights {weights!r}; use full or lite, bf16 or fp32")
+    text = TEXT_WEIGHTS[weights]
+    if text not in available:
+        text = TEXT_WEIGHTS["fp32"] if weights == "bf16" else TEXT_WEIGHTS["bf16"]
+    tokenizer = sorted(f for f in available if f.startswith("tokenizer/"))
+    files = [*NETWORKS[variant, weights], *SHARED, text, *tokenizer]
+    missing = [f for f in files if f not in available] + ([] if tokenizer else ["tokenizer/"])
+    if missing:
+        raise _Missing(missing)
+    return files
+
+
+class _Missing(ModelLoadError):
+    def __init__(self, missing: list[str]):
+        super().__init__(", ".join(missing))
+        self.missing = missing
+
+
+def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: str | None = None,
+          force: bool = False, progress: Say | None = None) -> Path:
+    """Download what `variant` needs from `repo` (or find it in the cache); the snapshot folder."""
+    say = progress or (lambda message: None)
+    try:
+        info = HfApi().model_info(repo, revision=revision, files_metadata=True)
+    except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as e:
+        raise _access_error(repo, revision, e) from e
+    except HfHubHTTPError as e:
+        if _status(e) in (401, 403):
+            raise _access_error(repo, revision, e) from e
+        if _status(e) is not None and _status(e) < 500:
+            raise ModelLoadError(f"the Hugging Face hub refused {repo} (HTTP {_status(e)}: {_first_line(e)})") from e
+        return cached(repo, variant, weights, revision, reason=f"the hub answered HTTP {_status(e)}", say=say)
+    except Exception as e:  # noqa: BLE001 - offline, DNS, refused connection, timeout: try the cache
+        reason = "offline mode is on (HF_HUB_OFFLINE=1)" if isinstance(e, OfflineModeIsEnabled) else \
+            f"the Hugging Face hub cannot be reached ({type(e).__name__}: {_first_line(e)})"
+        return cached(repo, variant, weights, revision, reason=reason, say=say)
+    sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
+    try:
+        files = wanted_files(variant, weights, set(sizes))
+    except _Missing as e:
+        raise ModelLoadError(f"{repo} has no {', '.join(e.missing)}: it is not a Stable Cascade repository in "
+                             "the released layout (stabilityai/stable-cascade)") from e
+    say(f"{repo} at {info.sha[:7]}: {len(files)} files, {format_bytes(sum(sizes[f] for f in files))} for the "
+        f"{variant} variant ({weights} weights)")
+    _remember_revision(repo, revision or "main", info.sha)
+    path = None
+    for number, name in enumerate(files, 1):
+        if not force and isinstance(try_to_load_from_cache(repo, name, revision=info.sha), str):
+            say(f"[{number}/{len(files)}] {name}: in the cache")
+        else:
+            say(f"[{number}/{len(files)}] downloading {name} ({format_bytes(sizes[name])})")
+        path = _download(repo, name, info.sha, force, functools.partial(_Bar, say, name))
+    return _snapshot_root(Path(path), files[-1])
+
+
+def cached(repo: str, variant: str, weights: str, revision: str | None, *, reason: str, say: Say) -> Path:
+    """The cached snapshot that holds everything `variant` needs, when the hub cannot be asked."""
+    folder = _cache_snapshot(repo, revision)
+    available = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} if folder else set()
+    try:
+        wanted_files(variant, weights, available)
+    except _Missing as e:
+        where = folder or Path(constants.HF_HUB_CACHE)
+        raise ModelLoadError(
+            f"{reason}, and the cache ({where}) lacks {', '.join(e.missing)}. Connect to the internet and run "
+            f"`python -m cascade_core download --model {repo} --variant {variant}`, or pass --model a local folder "
+            "with the files.") from e
+    say(f"{reason}; using the cached copy of {repo} ({folder.name[:7]})")
+    return folder
+
+
+def _download(repo: str, name: str, revision: str, force: bool, bar) -> str:
+    """One file into the cache; a plain HTTP download resumes from the part an earlier run left."""
+    try:
+        meta = get_hf_file_metadata(hf_hub_url(repo, name, revision=revision))
+        if meta.xet_file_data is not None:  # Xet storage: hf_xet transfers it
+            return hf_hub_download(repo, name, revision=revision, force_download=force, tqdm_class=bar)
+        return str(_resumable_get(repo, name, revision, meta, force, bar))
+    except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as e:
+        raise _access_error(repo, revision, e) from e
+    except Exception as e:  # noqa: BLE001 - the network or the disk failed mid-file
+        raise ModelLoadError(
+            f"downloading {name} from {repo} stopped ({type(e).__name__}: {_first_line(e)}). Run the same command "
+            "again: it resumes where it stopped. If the disk is full, free space in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) or set HF_HOME to a larger disk.") from e
+
+
+def _resumable_get(repo: str, name: str, revision: str, meta, force: bool, bar) -> Path:
+    """Fetch into blobs/<etag>.part (kept if the run stops), then link it into the snapshot.
+
+    huggingface_hub's own download discards a partial file when it fails; the cache layout
+    (blobs/, snapshots/<commit>/ linking to them) is the one it documents, so it finds the file later.
+    """
+    root = _cache_root(repo)
+    blob, pointer = root / "blobs" / meta.etag, root / "snapshots" / revision / name
+    if force:
+        blob.unlink(missing_ok=True)
+    if not blob.is_file():
+        part = blob.with_name(blob.name + ".part")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        with part.open("ab") as f:
+            http_get(meta.location, f, resume_size=f.tell(), headers=build_hf_headers(), expected_size=meta.size,
+                     displayed_filename=name, tqdm_class=bar)
+        part.replace(blob)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.unlink(missing_ok=True)
+    try:
+        pointer.symlink_to(os.path.relpath(blob, pointer.parent))
+    except OSError:  # no symlinks (Windows without developer mode): a copy
+        shutil.copyfile(blob, pointer)
+    return pointer
+
+
+def _access_error(repo: str, revision: str | None, e: Exception) -> ModelLoadError:
+    if isinstance(e, GatedRepoError):
+        return ModelLoadError(
+            f"{repo} is gated: accept its licence on https://huggingface.co/{repo} while logged in, then log in here "
+            "with `hf auth login` or set HF_TOKEN to a token of that account.")
+    if isinstance(e, RevisionNotFoundError):
+        return ModelLoadError(f"{repo} has no revision {revision!r}; leave out --revision to use main")
+    return ModelLoadError(
+        f"{repo} was not found, or it is private or gated and no valid token was sent: check the name; if it needs "
+        "access, accept its licence on its model page, then `hf auth login` or set HF_TOKEN.")
+
+
+def _cache_root(repo: str) -> Path:
+    return Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+
+
+def _cache_snapshot(repo: str, revision: str | None) -> Path | None:
+    """snapshots/<commit> of `repo` in the cache (the layout huggingface_hub documents)."""
+    root = _cache_root(repo)
+    commit = revision or "main"
+    ref = root / "refs" / commit
+    if ref.is_file():
+        commit = ref.read_text().strip()
+    folder = root / "snapshots" / commit
+    return folder if folder.is_dir() else None
+
+
+def _remember_revision(repo: str, revision: str, commit: str) -> None:
+    """Write refs/<revision> → commit, as huggingface_hub's snapshot_download does, so the cache finds it offline."""
+    if revision != commit:
+        ref = _cache_root(repo) / "refs" / revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
+
+
+def _snapshot_root(path: Path, name: str) -> Path:
+    """The snapshot folder, from a downloaded file's path and its name in the repository."""
+    return path.parents[len(Path(name).parts) - 1]
+
+
+def _status(e: HfHubHTTPError) -> int | None:
+    return getattr(getattr(e, "response", None), "status_code", None)
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:200]
+
+
+class _Bar:
+    """The progress-bar protocol huggingface_hub drives (its `tqdm_class`), reported as lines."""
+
+    EVERY_S = 2.0
+
+    def __init__(self, say: Say, name: str, *, total: int | None = None, initial: int = 0, **_):
+        self.say, self.name, self.total, self.n, self.shown = say, name, total, initial, time.monotonic()
+        if initial:
+            say(f"resuming {name} at {format_bytes(initial)}")
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        done = self.total is not None and self.n >= self.total
+        if done or time.monotonic() - self.shown >= self.EVERY_S:
+            self.shown = time.monotonic()
+            share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+            total = f" of {format_bytes(self.total)}" if self.total else ""
+            self.say(f"{self.name}: {format_bytes(self.n)}{total}{share}")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "_Bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

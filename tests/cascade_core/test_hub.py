@@ -1,0 +1,205 @@
+"""Downloads through the real huggingface_hub code against a fake hub on 127.0.0.1."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+import huggingface_hub.constants as hf_constants
+import pytest
+from safetensors.torch import load_file, save, save_file
+
+import cascade_core as cc
+from cascade_core import hub
+from tests.conftest import TINY_CASCADE
+from tests.fake_hub import COMMIT, FakeHub
+
+REPO = "tester/tiny-cascade"
+NETWORKS = ["stage_c", "stage_b", "stage_a", "previewer"]
+
+
+def released_files() -> dict[str, bytes]:
+    """The tiny model under the released names, full and lite, as a hub repository holds them."""
+    files = {}
+    for stage in NETWORKS:
+        data = (TINY_CASCADE / f"{stage}.safetensors").read_bytes()
+        names = {"stage_c": ["stage_c_bf16", "stage_c_lite_bf16", "stage_c"],
+                 "stage_b": ["stage_b_bf16", "stage_b_lite_bf16", "stage_b"]}.get(stage, [stage])
+        files.update({f"{name}.safetensors": data for name in names})
+    for folder in ("text_encoder", "tokenizer"):
+        for path in (TINY_CASCADE / folder).iterdir():
+            files[f"{folder}/{path.name}"] = path.read_bytes()
+    files["README.md"] = b"a model card"
+    return files
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    server = FakeHub(REPO, released_files()).start()
+    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)  # as HF_ENDPOINT sets them at import
+    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # real files span many 10 MB chunks
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield server
+    server.stop()
+
+
+def fetch(**kwargs):
+    lines = []
+    folder = hub.fetch(REPO, variant=kwargs.pop("variant", "lite"), progress=lines.append, **kwargs)
+    return folder, lines
+
+
+def test_first_download_takes_only_what_the_variant_needs(fake_hub):
+    folder, lines = fetch(variant="lite")
+    assert sorted(fake_hub.downloads()) == sorted([
+        "stage_c_lite_bf16.safetensors", "stage_b_lite_bf16.safetensors", "stage_a.safetensors",
+        "previewer.safetensors", "text_encoder/config.json", "text_encoder/model.safetensors",
+        *[f"tokenizer/{p.name}" for p in (TINY_CASCADE / "tokenizer").iterdir()]])
+    assert folder == hf_constants.HF_HUB_CACHE / __import__("pathlib").Path(
+        f"models--{REPO.replace('/', '--')}/snapshots/{COMMIT}")
+    assert (folder / "stage_c_lite_bf16.safetensors").read_bytes() == fake_hub.files["stage_c_lite_bf16.safetensors"]
+    assert lines[0].startswith(f"{REPO} at {COMMIT[:7]}: 10 files")
+    assert any("downloading stage_c_lite_bf16.safetensors" in line for line in lines)
+
+
+def test_fp32_weights_are_fetched_when_asked(fake_hub):
+    fetch(variant="full", weights="fp32")
+    assert "stage_c.safetensors" in fake_hub.downloads() and "stage_c_bf16.safetensors" not in fake_hub.downloads()
+
+
+def test_cached_files_are_not_fetched_twice(fake_hub):
+    first, _ = fetch()
+    fake_hub.log.clear()
+    second, lines = fetch()
+    assert second == first and fake_hub.downloads() == []
+    assert sum("in the cache" in line for line in lines) == 10
+
+
+def test_load_from_the_hub_runs_end_to_end(fake_hub):
+    lines = []
+    model = cc.load(REPO, device="cpu", dtype="float32", variant="full", progress=lines.append)
+    assert model.name == REPO and model.variant == "tiny"
+    assert [item.stage for item in model.load_report] == NETWORKS + ["text_encoder"]
+    assert any(line.startswith("loaded stage_c (tiny) from stage_c_bf16.safetensors") for line in lines)
+    request = cc.GenerationRequest("a fox", width=256, height=256, seed=1, prior_steps=2, decoder_steps=2)
+    finished = [e for e in cc.generate(model, request) if isinstance(e, cc.Finished)]
+    assert finished[0].images[0].size == (256, 256)
+
+
+def test_a_download_broken_mid_file_resumes_in_the_same_call(fake_hub):
+    name = "stage_c_lite_bf16.safetensors"
+    fake_hub.drop_once[name] = 4096
+    folder, _ = fetch()
+    assert hashlib.sha256((folder / name).read_bytes()).digest() == hashlib.sha256(fake_hub.files[name]).digest()
+    assert ("GET", f"/{REPO}/resolve/{COMMIT}/{name}", "bytes=4096-") in fake_hub.log
+
+
+def test_an_interrupted_download_resumes_on_the_next_run(fake_hub):
+    name = "stage_b_lite_bf16.safetensors"
+    fake_hub.break_after[name] = 4096
+    with pytest.raises(cc.ModelLoadError, match=f"downloading {name} from {REPO} stopped.*Run the same command again: it resumes"):
+        fetch()
+    fake_hub.break_after.clear()
+    fake_hub.log.clear()
+    folder, lines = fetch()
+    assert ("GET", f"/{REPO}/resolve/{COMMIT}/{name}", "bytes=4096-") in fake_hub.log
+    assert f"resuming {name} at 4.1 kB" in lines
+    assert (folder / name).read_bytes() == fake_hub.files[name]
+    assert "stage_c_lite_bf16.safetensors" not in fake_hub.downloads()  # it had arrived: not fetched again
+
+
+def test_offline_uses_the_cache(fake_hub, monkeypatch):
+    fetch()
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    fake_hub.log.clear()
+    folder, lines = fetch()
+    assert fake_hub.log == [] and (folder / "stage_a.safetensors").is_file()
+    assert lines == [f"offline mode is on (HF_HUB_OFFLINE=1); using the cached copy of {REPO} ({COMMIT[:7]})"]
+
+
+def test_offline_without_a_cache_says_how_to_get_the_files(fake_hub, monkeypatch):
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(cc.ModelLoadError) as error:
+        fetch(variant="full")
+    message = str(error.value)
+    assert message.startswith("offline mode is on (HF_HUB_OFFLINE=1), and the cache")
+    assert "lacks stage_c_bf16.safetensors" in message
+    assert f"python -m cascade_core download --model {REPO} --variant full" in message
+
+
+def test_unreachable_hub_falls_back_to_the_cache_or_says_so(fake_hub, monkeypatch):
+    fetch()
+    fake_hub.stop()
+    folder, lines = fetch()
+    assert "cannot be reached" in lines[0] and (folder / "previewer.safetensors").is_file()
+    with pytest.raises(cc.ModelLoadError, match="cannot be reached.*lacks stage_c_bf16.safetensors"):
+        fetch(variant="full")
+
+
+def test_gated_repository_says_accept_the_licence_and_log_in(fake_hub):
+    fake_hub.gated = True
+    with pytest.raises(cc.ModelLoadError) as error:
+        fetch()
+    message = str(error.value)
+    assert f"{REPO} is gated: accept its licence on https://huggingface.co/{REPO}" in message
+    assert "hf auth login" in message and "HF_TOKEN" in message
+
+
+def test_unauthorised_without_a_gate_says_check_name_or_token(fake_hub):
+    fake_hub.private = True
+    with pytest.raises(cc.ModelLoadError, match="not found, or it is private or gated and no valid token"):
+        fetch()
+
+
+def test_a_repository_without_the_released_files_is_named(fake_hub):
+    del fake_hub.files["previewer.safetensors"]
+    with pytest.raises(cc.ModelLoadError, match="has no previewer.safetensors: it is not a Stable Cascade repository"):
+        fetch()
+
+
+def test_a_truncated_file_is_named_and_force_fetches_it_again(fake_hub):
+    folder, _ = fetch()
+    blob = (folder / "stage_a.safetensors").resolve()
+    blob.write_bytes(blob.read_bytes()[:5000])  # a disk or copy fault after the download
+    with pytest.raises(cc.ModelLoadError) as error:
+        cc.load(REPO, device="cpu", dtype="float32", variant="lite")
+    message = str(error.value)
+    assert "stage_a.safetensors is not a readable safetensors file" in message
+    assert f"python -m cascade_core download --model {REPO} --variant lite --force" in message
+    fetch(force=True)
+    assert blob.read_bytes() == fake_hub.files["stage_a.safetensors"]
+    cc.load(REPO, device="cpu", dtype="float32", variant="lite")
+
+
+def test_wrong_shape_file_is_named(fake_hub, tmp_path):
+    state = load_file(TINY_CASCADE / "stage_b.safetensors")
+    name = next(k for k, v in state.items() if v.ndim == 4)
+    state[name] = state[name][:, :1].contiguous()
+    fake_hub.files["stage_b_lite_bf16.safetensors"] = save(state)
+    with pytest.raises(cc.ModelLoadError, match=rf"stage_b_lite_bf16.safetensors does not hold a stage_b network.*{name}"):
+        cc.load(REPO, device="cpu", dtype="float32", variant="lite")
+
+
+def test_text_encoder_bf16_file_is_preferred_where_present():
+    available = set(hub.NETWORKS["full", "bf16"]) | set(hub.SHARED) | {"tokenizer/vocab.json"}
+    fp32_only = hub.wanted_files("full", "bf16", available | {hub.TEXT_WEIGHTS["fp32"]})
+    both = hub.wanted_files("full", "bf16", available | set(hub.TEXT_WEIGHTS.values()))
+    assert hub.TEXT_WEIGHTS["fp32"] in fp32_only and hub.TEXT_WEIGHTS["bf16"] in both
+    assert hub.TEXT_WEIGHTS["fp32"] not in both
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("stabilityai/stable-cascade", True), ("me/my.model-v2", True), ("./folder", False),
+    ("/abs/path", False), ("a/b/c", False), ("name", False)])
+def test_repo_ids_are_told_from_paths(source, expected):
+    assert hub.is_repo_id(source) is expected
+
+
+def test_progress_bar_reports_resume_and_completion():
+    lines = []
+    bar = hub._Bar(lines.append, "f.safetensors", total=2_000_000, initial=500_000)
+    bar.update(1_500_000)
+    assert lines == ["resuming f.safetensors at 500.0 kB", "f.safetensors: 2.0 MB of 2.0 MB (100%)"]

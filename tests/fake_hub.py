@@ -1,0 +1,112 @@
+"""A Hugging Face hub stand-in on 127.0.0.1: the endpoints and headers huggingface_hub reads.
+
+Serves `GET /api/models/<repo>[/revision/<rev>]` (the model info with file sizes) and
+`HEAD`/`GET /<repo>/resolve/<rev>/<path>` with `X-Repo-Commit`, `ETag` and `Content-Length`,
+honouring `Range: bytes=N-`. Faults are switched on per test: a gated repository, a file
+whose download breaks after some bytes, and a file served with other content.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlparse
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class FakeHub:
+    repo: str
+    files: dict[str, bytes]
+    gated: bool = False  # answer 401 with the hub's GatedRepo error code
+    private: bool = False  # answer 401 RepoNotFound (not found, or private and no token)
+    break_after: dict[str, int] = field(default_factory=dict)  # file → bytes sent before it fails
+    drop_once: dict[str, int] = field(default_factory=dict)  # file → bytes its first download gets
+    log: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
+
+    def start(self) -> "FakeHub":
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                hub._answer(self, body=True)
+
+            def do_HEAD(self):
+                hub._answer(self, body=False)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def downloads(self) -> list[str]:
+        """Files whose bytes were sent (GET requests), in order."""
+        prefix = f"/{self.repo}/resolve/{COMMIT}/"
+        return [path.removeprefix(prefix) for method, path, _ in self.log if method == "GET" and path.startswith(prefix)]
+
+    def _answer(self, request: BaseHTTPRequestHandler, body: bool) -> None:
+        path = unquote(urlparse(request.path).path)
+        self.log.append((request.command, path, request.headers.get("Range")))
+        if self.gated or self.private:
+            code = "GatedRepo" if self.gated else "RepoNotFound"
+            headers = {"X-Error-Code": code, "X-Error-Message": "Access to this model is restricted."}
+            return _send(request, 401, b'{"error": "unauthorized"}', headers, body)
+        info = (f"/api/models/{self.repo}", f"/api/models/{self.repo}/revision/main",
+                f"/api/models/{self.repo}/revision/{COMMIT}")
+        if path in info:
+            siblings = [{"rfilename": name, "size": len(data)} for name, data in sorted(self.files.items())]
+            payload = json.dumps({"id": self.repo, "sha": COMMIT, "siblings": siblings, "private": False}).encode()
+            return _send(request, 200, payload, {"Content-Type": "application/json"}, body)
+        for revision in ("main", COMMIT):
+            prefix = f"/{self.repo}/resolve/{revision}/"
+            if path.startswith(prefix) and path.removeprefix(prefix) in self.files:
+                return self._file(request, path.removeprefix(prefix), body)
+        return _send(request, 404, b"not found", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT}, body)
+
+    def _file(self, request: BaseHTTPRequestHandler, name: str, body: bool) -> None:
+        data = self.files[name]
+        headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                   "Accept-Ranges": "bytes"}
+        start = int(request.headers["Range"].removeprefix("bytes=").split("-")[0]) if request.headers.get("Range") else 0
+        if not body:
+            return _send(request, 200, b"", {**headers, "Content-Length": str(len(data))}, body=False)
+        cut = self.break_after.get(name)
+        if cut is not None and start >= cut:
+            return _send(request, 500, b"internal error", headers, body)
+        status = 206 if start else 200
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        request.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(data) - start)}.items():
+            request.send_header(key, value)
+        request.end_headers()
+        if cut is None and start == 0:
+            cut = self.drop_once.pop(name, None)
+        end = len(data) if cut is None else cut
+        request.wfile.write(data[start:end])
+        if cut is not None:
+            request.close_connection = True  # the rest never comes: the client sees a short body
+
+
+def _send(request: BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict, body: bool) -> None:
+    request.send_response(status)
+    for key, value in headers.items():
+        request.send_header(key, value)
+    if "Content-Length" not in headers:
+        request.send_header("Content-Length", str(len(payload)))
+    request.end_headers()
+    if body:
+        request.wfile.write(payload)
