@@ -108,7 +108,7 @@ def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: st
 
 def cached(repo: str, variant: str, weights: str, revision: str | None, *, reason: str, say: Say) -> Path:
     """The cached snapshot that holds everything `variant` needs, when the hub cannot be asked."""
-    folder = _cache_snapshot(repo, revision)
+    folder = cache_snapshot(repo, revision)
     available = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} if folder else set()
     try:
         wanted_files(variant, weights, available)
@@ -180,7 +180,7 @@ def _cache_root(repo: str) -> Path:
     return Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
 
 
-def _cache_snapshot(repo: str, revision: str | None) -> Path | None:
+def cache_snapshot(repo: str, revision: str | None) -> Path | None:
     """snapshots/<commit> of `repo` in the cache (the layout huggingface_hub documents)."""
     root = _cache_root(repo)
     commit = revision or "main"

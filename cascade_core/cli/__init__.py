@@ -6,9 +6,9 @@ import sys
 
 from ..loading import ModelLoadError
 from ..request import RequestError
-from . import generate
+from . import check, download, generate
 
-COMMANDS = (generate,)
+COMMANDS = (generate, download, check)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,42 @@
+"""`check`: validate a model folder, or the cached copy of a hub repository, and print a table."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import hub
+from ..check import check_folder
+from ..units import format_bytes
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("check", help="validate a model folder or a cached hub repository, without loading it")
+    p.add_argument("model", nargs="?", default=hub.REPO, help="a folder, or a hub repository id whose cached copy "
+                   f"is checked (default {hub.REPO})")
+    p.add_argument("--revision", help="for a repository: the cached revision to check (default main)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if hub.is_repo_id(args.model):
+        folder = hub.cache_snapshot(args.model, args.revision)
+        if folder is None:
+            print(f"{args.model} is not in the Hugging Face cache; fetch it with "
+                  f"`python -m cascade_core download --model {args.model}`")
+            return 1
+    else:
+        folder = Path(args.model).expanduser()
+    rows = check_folder(folder)
+    print(f"{folder}\n")
+    print(table([("file", "part", "size", "result")] +
+                [(r.file, r.part, format_bytes(r.bytes) if r.bytes else "", ("ok: " if r.ok else "FAIL: ") + r.detail)
+                 for r in rows]))
+    bad = [r for r in rows if not r.ok]
+    print(f"\n{len(rows) - len(bad)} of {len(rows)} checks passed" + ("" if not bad else
+          "; fix or fetch again what failed (for the hub: `python -m cascade_core download --force`)"))
+    return 1 if bad else 0
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]) for row in rows)
