@@ -7,6 +7,7 @@
             event.images[0].save("fox.png")
 """
 from .demo import load_demo
+from .devices import release_memory
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
 from .loading import ModelLoadError, load
 from .model import CascadeModel
@@ -17,5 +18,5 @@ from .version import __version__
 __all__ = [
     "load", "load_demo", "generate", "GenerationRequest", "CascadeModel",
     "Started", "StageProgress", "StageDone", "Finished", "Cancelled", "Event",
-    "RequestError", "ModelLoadError", "__version__",
+    "RequestError", "ModelLoadError", "release_memory", "__version__",
 ]

@@ -24,10 +24,11 @@ from safetensors import SafetensorError, safe_open
 
 from . import hub, memory
 from .config import PRESETS, STAGES
-from .devices import resolve_device, resolve_dtype
+from .devices import resolve_device, resolve_dtype, supports_bfloat16
 from .errors import ModelLoadError
 from .model import CascadeModel, LoadedNetwork
 from .models import build
+from .offload import Placement
 from .text import TextEncoder
 from .units import format_bytes
 
@@ -167,7 +168,8 @@ def load_network(file: NetworkFile, device: torch.device, dtype: torch.dtype) ->
     return net.requires_grad_(False)
 
 
-def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype) -> TextEncoder:
+def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype, run_on: torch.device) -> TextEncoder:
+    """The tokenizer and CLIP text model; weights on `device`, tokens sent to `run_on`."""
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
     text_dir, tokenizer_dir = folder / "text_encoder", folder / "tokenizer"
@@ -183,15 +185,17 @@ def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype) ->
         )
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{text_dir} could not be loaded ({e}); delete it and fetch it again") from e
-    return TextEncoder(tokenizer, model.to(device).eval())
+    return TextEncoder(tokenizer, model.to(device).eval(), run_on)
 
 
 def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "auto", variant: str = "auto",
-         offload: str = "none", weights: str = "bf16", revision: str | None = None,
+         offload: str = "none", weights: str = "bf16", revision: str | None = None, force_float16: bool = False,
          progress: Progress | None = None) -> CascadeModel:
     """Load a model folder, or a hub repository (downloaded into the HF cache), onto a device.
 
     variant: full, lite, or auto (the largest that fits the device's memory).
+    dtype: auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, or float16, which
+        Stage C only gets with force_float16 (its activations overflow; it runs in bfloat16 or float32).
     offload: none, model or sequential (README, "Memory"): what stays on the device between stages.
     weights: which released files a hub download takes, bf16 (half the download) or fp32.
     progress: receives one line per step (download, each network, the summary).
@@ -199,55 +203,83 @@ def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "a
     say = progress or (lambda message: None)
     try:
         torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, torch_device)
+        dtypes = stage_dtypes(resolve_dtype(dtype, torch_device), torch_device, force_float16, say)
     except ValueError as e:
         raise ModelLoadError(str(e)) from e
-    if torch_dtype == torch.float16:
-        raise ModelLoadError("float16 is refused: Stage C's activations overflow in it; use bfloat16 or float32")
     if variant not in VARIANTS:
         raise ModelLoadError(f"unknown variant {variant!r}; use {', '.join(VARIANTS)}")
     if offload not in memory.OFFLOAD_MODES:
         raise ModelLoadError(f"unknown offload mode {offload!r}; use {', '.join(memory.OFFLOAD_MODES)}")
+    if offload != "none" and torch_device.type == "cpu":
+        say(f"offload {offload} has no effect on the CPU, where every network already is in host memory")
+        offload = "none"
     from_hub = hub.is_repo_id(str(source))
     if from_hub:
         if variant == "auto":
-            variant = memory.choose_variant(torch_device, torch_dtype, offload)
-            say(f"variant {variant}: {memory.describe_choice(torch_device, torch_dtype, offload)}")
+            variant = memory.choose_variant(torch_device, dtypes["stage_c"], offload)
+            say(f"variant {variant}: {memory.describe_choice(torch_device, dtypes['stage_c'], offload)}")
         folder = hub.fetch(str(source), variant=variant, weights=weights, revision=revision, progress=say)
     else:
         folder = Path(source).expanduser()
     try:
-        files = locate(folder, variant, torch_dtype)
-        memory.check_fits(planned_bytes(folder, files, torch_dtype), torch_device, offload, variant)
-        networks, report = {}, []
-        for stage, file in files.items():
-            start = time.perf_counter()
-            networks[stage] = load_network(file, torch_device, torch_dtype)
-            report.append(_loaded(stage, file.size, file.path.name, start, networks[stage], say))
-        start = time.perf_counter()
-        text_encoder = load_text_encoder(folder, torch_device, torch_dtype)
-        report.append(_loaded("text_encoder", "", "text_encoder/", start, text_encoder.model, say))
+        files = locate(folder, variant, dtypes["stage_c"])
+        memory.check_fits(planned_bytes(folder, files, dtypes), torch_device, offload, files["stage_c"].size)
+        networks, text_encoder, report = _load_all(folder, files, dtypes, torch_device, offload, say)
     except ModelLoadError as e:
         if from_hub:
             raise ModelLoadError(f"{e} (in the Hugging Face cache: `python -m cascade_core download --model {source} "
                                  f"--variant {variant} --force` fetches it again)") from e
         raise
     size = files["stage_c"].size if files["stage_c"].size == files["stage_b"].size else "custom"
-    total = sum(item.seconds for item in report)
-    say(f"loaded in {total:.1f} s on {torch_device} ({str(torch_dtype).removeprefix('torch.')}), "
+    say(f"loaded in {sum(item.seconds for item in report):.1f} s on {torch_device}, "
         f"{format_bytes(sum(item.bytes for item in report))} of weights")
+    placement = Placement({"text_encoder": text_encoder.model, **networks}, torch_device, offload)
     return CascadeModel(
         name=str(source) if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
-        device=torch_device, dtype=torch_dtype, variant=size,
-        load_report=tuple(report),
+        device=torch_device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
     )
 
 
-def planned_bytes(folder: Path, files: dict[str, NetworkFile], dtype: torch.dtype) -> dict[str, int]:
-    """Weight bytes each network will take in `dtype`, from the file headers and the text encoder config."""
+def stage_dtypes(dtype: torch.dtype, device: torch.device, force_float16: bool, say: Progress) -> dict[str, torch.dtype]:
+    """The dtype of each network. float16 is safe for the text encoder, Stage B, Stage A and the
+    previewer; Stage C's activations overflow in it, so it gets bfloat16 (or float32) unless forced."""
+    dtypes = {stage: dtype for stage in ("text_encoder", *STAGES)}
+    if dtype == torch.float16 and not force_float16:
+        dtypes["stage_c"] = torch.bfloat16 if supports_bfloat16(device) else torch.float32
+        say(f"Stage C runs in {str(dtypes['stage_c']).removeprefix('torch.')}, not float16: its activations "
+            "overflow in float16 (force_float16 / --force-float16 overrides this)")
+    return dtypes
+
+
+def _load_all(folder: Path, files: dict[str, NetworkFile], dtypes: dict[str, torch.dtype], device: torch.device,
+              offload: str, say: Progress):
+    """Every network and the text encoder, in their dtypes: on `device`, or in host memory to be offloaded."""
+    home = device if offload == "none" else torch.device("cpu")
+    networks, report = {}, []
+    try:
+        for stage, file in files.items():
+            start = time.perf_counter()
+            networks[stage] = load_network(file, home, dtypes[stage])
+            report.append(_loaded(stage, file.size, file.path.name, start, networks[stage], say))
+        start = time.perf_counter()
+        text_encoder = load_text_encoder(folder, home, dtypes["text_encoder"], device)
+        report.append(_loaded("text_encoder", "", "text_encoder/", start, text_encoder.model, say))
+    except torch.OutOfMemoryError as e:
+        raise ModelLoadError(
+            f"out of memory on {home} while loading ({_first_line(e)}). Try --variant lite, --offload model or "
+            "--offload sequential, or close what else uses the memory.") from e
+    return networks, text_encoder, report
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:200]
+
+
+def planned_bytes(folder: Path, files: dict[str, NetworkFile], dtypes: dict[str, torch.dtype]) -> dict[str, int]:
+    """Weight bytes each network will take in its dtype, from the file headers and the text encoder config."""
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    sizes = {stage: sum(math.prod(shape) for shape in expected_layout(file.config).values()) * dtype.itemsize
+    sizes = {stage: sum(math.prod(shape) for shape in expected_layout(file.config).values()) * dtypes[stage].itemsize
              for stage, file in files.items()}
     try:
         config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
@@ -255,12 +287,13 @@ def planned_bytes(folder: Path, files: dict[str, NetworkFile], dtype: torch.dtyp
         raise ModelLoadError(f"{folder / 'text_encoder' / 'config.json'} is missing or unreadable ({e})") from e
     with torch.device("meta"):
         text = CLIPTextModelWithProjection(config)
-    return {**sizes, "text_encoder": sum(p.nelement() for p in text.parameters()) * dtype.itemsize}
+    return {**sizes, "text_encoder": sum(p.nelement() for p in text.parameters()) * dtypes["text_encoder"].itemsize}
 
 
 def _loaded(stage: str, size: str, name: str, start: float, net: torch.nn.Module, say: Progress) -> LoadedNetwork:
     """Time and weight bytes of one loaded network, said as one line."""
     item = LoadedNetwork(stage, size, name, time.perf_counter() - start, memory.module_bytes(net))
     label = f"{stage} ({size})" if size else stage
-    say(f"loaded {label} from {name}: {format_bytes(item.bytes)} in {item.seconds:.1f} s")
+    dtype = str(next(net.parameters()).dtype).removeprefix("torch.")
+    say(f"loaded {label} from {name}: {format_bytes(item.bytes)} {dtype} in {item.seconds:.1f} s")
     return item

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from .models import Previewer, StageA, StageB, StageC
+from .offload import Placement
 from .text import TextEncoder
 
 
@@ -31,3 +32,13 @@ class CascadeModel:
     dtype: torch.dtype
     variant: str = "custom"  # "full", "lite", "tiny", or "custom" sizes from a cascade.json
     load_report: tuple[LoadedNetwork, ...] = ()
+    placement: Placement | None = None  # None: everything stays on `device` (offload none)
+
+    def __post_init__(self):
+        if self.placement is None:
+            self.placement = Placement(self.networks(), self.device, "none")
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The text encoder's transformer and the four networks, by stage name, in running order."""
+        return {"text_encoder": self.text_encoder.model, "stage_c": self.stage_c, "previewer": self.previewer,
+                "stage_b": self.stage_b, "stage_a": self.stage_a}

@@ -3,7 +3,7 @@
 The procedure and its random stream are the official pipeline's (../shared/reference
 README, "pipeline/"): for one image, a CPU generator seeded with `seed` draws Stage C's
 start and step noise, then Stage B's. Image k of a batch has its own generator seeded with
-seed + k, so it can be remade alone. Networks run in the model's dtype; the sampler state
+seed + k, so it can be remade alone. Each network runs in its own dtype; the sampler state
 and the schedule stay in fp32.
 """
 from __future__ import annotations
@@ -42,11 +42,23 @@ def image_settings(model: CascadeModel, request: GenerationRequest, k: int) -> d
             "sampler": "DDPM", "prior_shift": STAGE_C_SHIFT, "decoder_shift": STAGE_B_SHIFT}
 
 
-def _run(net: torch.nn.Module, dtype: torch.dtype):
-    """Call a network in its dtype and return fp32, so the sampler's arithmetic stays fp32."""
-    def call(x, r, **cond):
-        return net(x.to(dtype), r, **{k: v.to(dtype) for k, v in cond.items()}).float()
-    return call
+class _Run:
+    """A network in its dtype behind the sampler's prepare/step calls; steps return fp32, so the
+    sampler's arithmetic stays fp32. `fixed` are extra prepare arguments (Stage B's latent size)."""
+
+    def __init__(self, net: torch.nn.Module, dtype: torch.dtype, **fixed):
+        self.net, self.dtype, self.fixed = net, dtype, fixed
+
+    def prepare(self, **cond):
+        return self.net.prepare(**{k: v.to(self.dtype) for k, v in cond.items()}, **self.fixed)
+
+    def step(self, x, r, prepared):
+        return self.net.step(x.to(self.dtype), r, prepared).float()
+
+
+def _dtype(net: torch.nn.Module) -> torch.dtype:
+    """The dtype a network computes in (with float16 asked for, Stage C keeps another: loading.py)."""
+    return next(net.parameters()).dtype
 
 
 class _Clock:
@@ -75,7 +87,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     keep_tensors: put float32 CPU copies of latent_c, preview, latent_b and image into Finished.
     """
     request, notices = request.validated()
-    device, dtype = model.device, model.dtype
+    device = model.device
     clock = _Clock(device)
     generators = [torch.Generator().manual_seed(seed) for seed in request.seeds()]
     n = request.num_images
@@ -83,7 +95,9 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     stopped = lambda: stop is not None and stop.is_set()
 
     # 1. Encode the prompt and the negative prompt (the unconditional branch).
-    with torch.inference_mode():
+    place = model.placement
+    place.activate("text_encoder", then="stage_c")
+    with place.compute():
         text = model.text_encoder(request.prompt)
         negative = model.text_encoder(request.negative_prompt)
     for label, embedding in (("prompt", text), ("negative prompt", negative)):
@@ -98,16 +112,18 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     cond = {"clip_text": batch(text.clip_text), "clip_text_pooled": batch(text.clip_text_pooled), "clip_img": clip_img}
     uncond = {"clip_text": batch(negative.clip_text), "clip_text_pooled": batch(negative.clip_text_pooled),
               "clip_img": clip_img}
-    previewer = lambda latent: model.previewer(latent.to(dtype)).float()
-    denoise = sampling.guided(_run(model.stage_c, dtype), cond, uncond, request.prior_guidance)
+    previewer = lambda latent: model.previewer(latent.to(_dtype(model.previewer))).float()
+    place.activate("stage_c", then="stage_b")
+    with place.compute():  # the text keys and values, once per request
+        denoise = sampling.guided(_Run(model.stage_c, _dtype(model.stage_c)), cond, uncond, request.prior_guidance)
     latent_c = yield from _sample("stage_c", denoise, request.prior_steps, STAGE_C_SHIFT, shape_c, generators,
-                                  device, clock, stopped, preview_every, previewer)
+                                  device, clock, stopped, preview_every, previewer, place.compute)
     if latent_c is None:
         return
     clock.mark("stage_c")
 
     # 3. Preview: the previewer's RGB estimate of the final image, from Stage C alone.
-    with torch.inference_mode():
+    with place.compute():
         preview = previewer(latent_c)
     clock.mark("preview")
     yield StageDone("stage_c", clock.timings["stage_c"], tuple(to_pil(preview)))
@@ -115,17 +131,20 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     # 4. Stage B: the 4-channel Stage A latent, conditioned on Stage C's latent.
     cond = {"effnet": latent_c, "clip": batch(text.clip_text_pooled)}
     uncond = {"effnet": torch.zeros_like(latent_c), "clip": batch(negative.clip_text_pooled)}
-    denoise = sampling.guided(_run(model.stage_b, dtype), cond, uncond, request.decoder_guidance)
-    decoder = lambda latent: model.stage_a.decode(latent.to(dtype)).float()
+    place.activate("stage_b")
+    with place.compute():
+        denoise = sampling.guided(_Run(model.stage_b, _dtype(model.stage_b), size=shape_b[1:]), cond, uncond,
+                                  request.decoder_guidance)
+    decoder = lambda latent: model.stage_a.decode(latent.to(_dtype(model.stage_a))).float()
     latent_b = yield from _sample("stage_b", denoise, request.decoder_steps, STAGE_B_SHIFT, shape_b, generators,
-                                  device, clock, stopped, decode_every, decoder)
+                                  device, clock, stopped, decode_every, decoder, place.compute)
     if latent_b is None:
         return
     clock.mark("stage_b")
     yield StageDone("stage_b", clock.timings["stage_b"])
 
     # 5. Stage A: pixels.
-    with torch.inference_mode():
+    with place.compute():
         image = decoder(latent_b).clamp(0, 1)
     clock.mark("stage_a")
     clock.timings["total"] = clock.elapsed()
@@ -142,9 +161,12 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     )
 
 
-def _sample(stage, denoise, steps, shift, shape, generators, device, clock, stopped, every, show):
-    """Run one stage's sampler, yielding progress; returns the final latent, or None if stopped."""
-    with torch.inference_mode():
+def _sample(stage, denoise, steps, shift, shape, generators, device, clock, stopped, every, show, compute):
+    """Run one stage's sampler, yielding progress; returns the final latent, or None if stopped.
+
+    compute: the context every block of network calls runs in (inference mode, weight streaming).
+    """
+    with compute():
         schedule = sampling.cosine_schedule(steps, shift)
         noise = sampling.draw_noise(generators, shape, steps + 1).to(device)
         states = sampling.ddpm_sample(denoise, schedule, noise)
@@ -153,7 +175,7 @@ def _sample(stage, denoise, steps, shift, shape, generators, device, clock, stop
         if stopped():
             yield Cancelled(stage, step - 1, clock.elapsed())
             return None
-        with torch.inference_mode():
+        with compute():
             x, x0 = next(states)
             previews = tuple(to_pil(show(x0).clamp(0, 1))) if every and step % every == 0 and step < steps else ()
         yield StageProgress(stage, step, steps, clock.elapsed(), previews)

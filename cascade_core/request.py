@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ MAX_GUIDANCE = 30.0
 MAX_IMAGES = 8
 MAX_SEED = 2**53 - 1  # exact in JSON and JavaScript numbers
 MAX_PROMPT_CHARS = 10_000
+# Control characters other than tab and newline, and unpaired surrogates (not encodable as UTF-8).
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class RequestError(ValueError):
@@ -44,12 +47,16 @@ class GenerationRequest:
     def validated(self) -> tuple["GenerationRequest", tuple[str, ...]]:
         """The request to run and notices about what was adjusted; raises RequestError."""
         notices: list[str] = []
+        texts = {}
         for name in ("prompt", "negative_prompt"):
             text = getattr(self, name)
             if not isinstance(text, str):
                 raise RequestError(name, f"must be text, got {type(text).__name__}")
             if len(text) > MAX_PROMPT_CHARS:
                 raise RequestError(name, f"is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}")
+            texts[name], removed = _UNPRINTABLE.subn("", text)
+            if removed:
+                notices.append(f"{removed} control character{'s' if removed > 1 else ''} removed from the {name}")
         sizes = {}
         for name in ("width", "height"):
             value = _integer(name, getattr(self, name))
@@ -78,7 +85,7 @@ class GenerationRequest:
         seed = secrets.randbelow(2**32) if self.seed is None else _integer("seed", self.seed)
         if not 0 <= seed <= MAX_SEED - (num_images - 1):
             raise RequestError("seed", f"{seed} is outside 0–{MAX_SEED - (num_images - 1)}")
-        request = dataclasses.replace(self, **sizes, **steps, **guidance, num_images=num_images, seed=seed)
+        request = dataclasses.replace(self, **texts, **sizes, **steps, **guidance, num_images=num_images, seed=seed)
         return request, tuple(notices)
 
     def seeds(self) -> list[int]:

@@ -76,14 +76,19 @@ def guidance_rescale(p_cond: torch.Tensor, p_uncond: torch.Tensor, guidance: flo
     return rho * (p * std(p_cond) / (std(p) + 1e-9)) + p * (1 - rho)
 
 
-def guided(model: Callable, cond: dict, uncond: dict, guidance: float) -> Denoiser:
-    """A denoiser from a network and its two conditionings; guidance ≤ 1 runs only the conditional one."""
+def guided(net, cond: dict, uncond: dict, guidance: float) -> Denoiser:
+    """A denoiser from a network and its two conditionings; guidance ≤ 1 runs only the conditional one.
+
+    `net.prepare(**conditions)` runs here, once per request (conditional and unconditional
+    batched, conditional first); each step is one `net.step(x, r, prepared)`.
+    """
     if guidance <= 1:
-        return lambda x, r: model(x, r, **cond)
-    both = {k: torch.cat([cond[k], uncond[k]]) for k in cond}
+        prepared = net.prepare(**cond)
+        return lambda x, r: net.step(x, r, prepared)
+    prepared = net.prepare(**{k: torch.cat([cond[k], uncond[k]]) for k in cond})
 
     def denoise(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        p_cond, p_uncond = model(torch.cat([x, x]), torch.cat([r, r]), **both).chunk(2)  # conditional first
+        p_cond, p_uncond = net.step(torch.cat([x, x]), torch.cat([r, r]), prepared).chunk(2)
         return guidance_rescale(p_cond, p_uncond, guidance)
 
     return denoise

@@ -24,13 +24,14 @@ class TextEmbedding:
 class TextEncoder:
     """A tokenizer and a `CLIPTextModelWithProjection`, run together."""
 
-    def __init__(self, tokenizer, model):
+    def __init__(self, tokenizer, model, device: torch.device | None = None):
         self.tokenizer = tokenizer
         self.model = model
+        self._device = device or model.device  # where tokens go; offloaded weights live elsewhere
 
     @property
     def device(self) -> torch.device:
-        return self.model.device
+        return self._device
 
     def dropped_words(self, prompt: str) -> str:
         """The words cut by truncation to 77 tokens: [bos] + 75 tokens + [eos] are kept."""

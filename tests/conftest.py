@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import huggingface_hub.constants as hf_constants
 import pytest
 import torch
+
+from tests.fake_hub import REPO, FakeHub, released_files
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"
@@ -27,3 +30,17 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def pipeline_cases() -> list[dict]:
     return json.loads((REFERENCE / "pipeline" / "cases.json").read_text())
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    server = FakeHub(REPO, released_files(TINY_CASCADE)).start()
+    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)  # as HF_ENDPOINT sets them at import
+    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # real files span many 10 MB chunks
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield server
+    server.stop()

@@ -12,9 +12,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPO = "tester/tiny-cascade"
+NETWORKS = ["stage_c", "stage_b", "stage_a", "previewer"]
 
 
 @dataclass
@@ -110,3 +113,18 @@ def _send(request: BaseHTTPRequestHandler, status: int, payload: bytes, headers:
     request.end_headers()
     if body:
         request.wfile.write(payload)
+
+
+def released_files(tiny: Path) -> dict[str, bytes]:
+    """The tiny model under the released names, full and lite, as a hub repository holds them."""
+    files = {}
+    for stage in NETWORKS:
+        data = (tiny / f"{stage}.safetensors").read_bytes()
+        names = {"stage_c": ["stage_c_bf16", "stage_c_lite_bf16", "stage_c"],
+                 "stage_b": ["stage_b_bf16", "stage_b_lite_bf16", "stage_b"]}.get(stage, [stage])
+        files.update({f"{name}.safetensors": data for name in names})
+    for folder in ("text_encoder", "tokenizer"):
+        for path in (tiny / folder).iterdir():
+            files[f"{folder}/{path.name}"] = path.read_bytes()
+    files["README.md"] = b"a model card"
+    return files

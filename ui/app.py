@@ -8,13 +8,13 @@ import gradio as gr
 
 from .generation import Services
 from .layout import CSS, JS, build_app
-from .markdown import md_escape
-from .model_holder import ModelHolder, ModelOptions, unsupported_options
+from .model_holder import ModelHolder, ModelOptions
 from .outputs import OutputsWriter
 from .presets import PRESETS_DIR, load_presets
 
 DEMO_NOTE = ("**Demo mode:** the built-in tiny model has random weights and produces noise. "
-             "It is for trying the interface and for tests; start with `--model PATH` for real images.")
+             "It is for trying the interface and for tests; start without `--demo` (or with `--model REPO_OR_FOLDER`) "
+             "for real images.")
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,6 @@ def create_studio(options: StudioOptions) -> tuple[gr.Blocks, dict]:
     holder = ModelHolder(options.model).start()
     writer = OutputsWriter(options.outputs)
     notes = [DEMO_NOTE] if options.model.demo else []
-    ignored = unsupported_options(options.model)
-    if ignored:
-        notes.append(f"This engine does not support {md_escape(', '.join('--' + n for n in ignored))} yet; "
-                     "the option is ignored.")
     demo = build_app(Services(holder, writer), presets, notes=notes)
     Path(options.outputs).mkdir(parents=True, exist_ok=True)
     launch = {"css": CSS, "js": JS, "allowed_paths": [str(Path(options.outputs).resolve())],

@@ -34,6 +34,9 @@ class Frame:
     stage_c: Image | None = None  # Stage C preview (contact sheet of the batch)
     stage_b: Image | None = None  # latest decoded Stage B intermediate, then the final images
     saved: tuple[SavedImage, ...] = ()  # set on the last frame of a finished run
+    images: tuple[Image, ...] = ()  # the finished images, saved or not
+    settings: tuple[dict, ...] = ()  # their settings
+    unsaved: str | None = None  # why some finished images are not in the outputs folder
     notices: tuple[str, ...] = ()
     request: cc.GenerationRequest | None = None  # the validated request, once known
 
@@ -70,32 +73,65 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
         save = functools.partial(_save, services.writer, extra_settings or {})
         events = run_events(services.holder.model, request, stop, preview_every=services.preview_every,
                             decode_every=services.decode_every, on_event=save)
+        event = None
         try:
             for event in events:
                 frame = _advance(frame, event, progress)
                 yield frame
-        except cc.RequestError as e:
-            raise StudioError(str(e)) from None
-        except Exception as e:  # an engine failure (e.g. out of memory): a message, not a traceback
-            raise StudioError(f"Generation failed: {type(e).__name__}: {e}") from e
+        except Exception as e:  # noqa: BLE001 - a message for this request; the app runs on
+            message = failure_message(e)
+        else:
+            if isinstance(event, cc.Cancelled):  # stopped: give its cached memory back
+                cc.release_memory(services.holder.model.device)
+            return
     finally:
         services.stops.end(session, stop)
+    # Raised outside the except block and without the cause, so that no traceback (and none of the
+    # failed run's tensors, which its frames hold) outlives the request; then its memory goes back.
+    cc.release_memory(services.holder.model.device)
+    raise StudioError(message)
+
+
+def failure_message(error: Exception) -> str:
+    """What the user reads when a run fails: the field at fault, or what to do about memory."""
+    if isinstance(error, cc.RequestError):
+        return str(error)
+    if is_out_of_memory(error):
+        return ("Out of memory during the run. Try a smaller size or fewer images, the lite variant "
+                "(--variant lite) or --offload model; this run's memory has been freed for the next one.")
+    return f"Generation failed: {type(error).__name__}: {error}"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch.OutOfMemoryError (GPU), MemoryError (CPU) or a RuntimeError saying "out of memory"."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "out of memory" in str(error).lower())
 
 
 @dataclass(frozen=True)
 class _Saved:
     """A Finished event whose images are already in the outputs folder."""
     event: cc.Finished
-    saved: tuple[SavedImage, ...]
+    saved: tuple[SavedImage, ...]  # those written; fewer than the images if the folder failed
+    error: str | None = None
 
 
 def _save(writer: OutputsWriter, extra: dict, event):
-    """In the engine's worker thread: write finished images at once, whether or not a page still listens."""
+    """In the engine's worker thread: write finished images at once, whether or not a page still listens.
+
+    A folder that is full or unwritable does not fail the run: the images are still shown, and
+    the error is reported with them.
+    """
     if not isinstance(event, cc.Finished):
         return event
     seconds = round(event.timings.get("total", 0.0), 2)
-    return _Saved(event, tuple(writer.save(image, {**settings, **extra, "seconds": seconds})
-                               for image, settings in zip(event.images, event.settings)))
+    saved, error = [], None
+    for image, settings in zip(event.images, event.settings):
+        try:
+            saved.append(writer.save(image, {**settings, **extra, "seconds": seconds}))
+        except OSError as e:
+            error = f"{e.strerror or e} ({e.filename or writer.root})"
+    return _Saved(event, tuple(saved), error)
 
 
 def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
@@ -115,10 +151,15 @@ def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
         return dataclasses.replace(frame, status=f"{STAGE_NAMES.get(event.stage, event.stage)} done in "
                                                  f"{event.seconds:.1f} s", notices=())
     if isinstance(event, _Saved):
-        saved, seconds = event.saved, event.event.timings.get("total", 0.0)
-        return dataclasses.replace(frame, stage_b=contact_sheet(event.event.images), saved=saved, notices=(),
-                                   status=f"Done: {len(saved)} image{'s' if len(saved) > 1 else ''} "
-                                          f"in {seconds:.1f} s, saved to {saved[0].path.parent}")
+        images, seconds = event.event.images, event.event.timings.get("total", 0.0)
+        done = f"Done: {len(images)} image{'s' if len(images) > 1 else ''} in {seconds:.1f} s"
+        if event.error:
+            status = (f"{done}, but {len(images) - len(event.saved)} could not be saved: {event.error}. "
+                      "Free disk space or choose another --outputs folder; the image shown is not on disk.")
+        else:
+            status = f"{done}, saved to {event.saved[0].path.parent}"
+        return dataclasses.replace(frame, stage_b=contact_sheet(images), saved=event.saved, unsaved=event.error,
+                                   images=images, settings=event.event.settings, notices=(), status=status)
     if isinstance(event, cc.Cancelled):
         return dataclasses.replace(frame, notices=(),
                                    status=f"Stopped during {STAGE_NAMES.get(event.stage, event.stage)} after step "

@@ -4,6 +4,7 @@ Handler outputs are tuples in the order the layout wires them (see ui/layout.py)
 """
 from __future__ import annotations
 
+import html
 import os
 
 import cascade_core as cc
@@ -13,10 +14,11 @@ import pandas as pd  # a gradio dependency; styles the compare table
 from . import gallery
 from .generation import Frame, Services, StudioError, stream
 from .markdown import md_escape
-from .outputs import load_saved
-from .presets import Presets, apply_style
+from .outputs import find_saved, load_saved, relative_name
+from .presets import CUSTOM_SIZE, Presets, apply_style
 
 REFINE_FACTOR = 1.5
+MAX_REMEMBERED = 200  # gallery images the browser keeps across page reloads
 
 
 def _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
@@ -29,12 +31,22 @@ def _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_gu
 
 def _show_notices(frame: Frame) -> None:
     for notice in frame.notices:
-        gr.Info(notice)
+        gr.Info(html.escape(notice))
 
 
 def _settings_json(frame: Frame) -> dict:
-    return {"seeds": [s.settings.get("seed") for s in frame.saved],
-            "images": [{**s.settings, "file": str(s.path)} for s in frame.saved]}
+    """Seeds and settings of every finished image; "file" is None for one the folder could not take."""
+    files = {s.settings.get("seed"): str(s.path) for s in frame.saved}
+    return {"seeds": [s.get("seed") for s in frame.settings],
+            "images": [{**s, "file": files.get(s.get("seed"))} for s in frame.settings],
+            "error": frame.unsaved}
+
+
+def _final_images(frame: Frame) -> list:
+    """The API's images: saved PNG paths (with metadata), or the images themselves when not saved."""
+    if frame.unsaved:
+        return [(image, gallery.caption(s)) for image, s in zip(frame.images, frame.settings)]
+    return gallery.gallery_value([gallery.make_item(s.path, s.settings) for s in frame.saved])
 
 
 class Handlers:
@@ -50,9 +62,8 @@ class Handlers:
         try:
             for frame in stream(self.services, request.session_hash, req):
                 _show_notices(frame)
-                final = gallery.gallery_value([gallery.make_item(s.path, s.settings) for s in frame.saved])
-                yield (frame.stage_c, frame.stage_b, final or None,
-                       _settings_json(frame) if frame.saved else None, frame.status)
+                yield (frame.stage_c, frame.stage_b, _final_images(frame) or None,
+                       _settings_json(frame) if frame.images else None, frame.status)
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
@@ -67,14 +78,16 @@ class Handlers:
         try:
             for frame in stream(self.services, request.session_hash, req, extra):
                 _show_notices(frame)
-                if frame.saved:
+                if frame.unsaved:
+                    gr.Warning(html.escape(f"Not saved: {frame.unsaved}"))
+                if frame.images:
                     items = gallery.add_items(items, [gallery.make_item(s.path, s.settings) for s in frame.saved])
                     yield (frame.stage_c, frame.stage_b, md_escape(frame.status), gallery.gallery_value(items),
                            items, frame.request.seed)
                 else:
                     yield frame.stage_c, frame.stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip()
         except StudioError as e:
-            gr.Warning(str(e))
+            gr.Warning(html.escape(str(e)))  # toasts render HTML: show the message as text
             yield gr.skip(), gr.skip(), f"**Not generated:** {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip()
 
     def stop(self, request: gr.Request) -> str:
@@ -91,6 +104,10 @@ class Handlers:
     def apply_size(self, name):
         width, height = self.presets.sizes.get(name, (gr.skip(), gr.skip()))
         return width, height
+
+    def match_size(self, width, height):
+        """The aspect preset of a size, or Custom."""
+        return next((name for name, size in self.presets.sizes.items() if size == (width, height)), CUSTOM_SIZE)
 
     def apply_quality(self, name):
         q = self.presets.quality.get(name)
@@ -145,6 +162,19 @@ class Handlers:
                  if str(s.path) not in known]
         items = sorted(items + found, key=lambda item: _mtime(item["path"]), reverse=True)
         return gallery.gallery_value(items), items, f"Loaded {len(found)} image(s) from the outputs folder."
+
+    def remember(self, items) -> list[str]:
+        """What the browser keeps of this tab's gallery: the images' names in the outputs folder."""
+        names = (relative_name(self.services.writer.root, item["path"]) for item in items)
+        return [name for name in names if name][:MAX_REMEMBERED]
+
+    def restore(self, names, items):
+        """On page load: the gallery back from the names the browser kept; any other name is skipped."""
+        if items or not isinstance(names, list):
+            return gr.skip(), gr.skip()
+        found = (find_saved(self.services.writer.root, name) for name in names[:MAX_REMEMBERED])
+        items = [gallery.make_item(s.path, s.settings) for s in found if s]
+        return gallery.gallery_value(items), items
 
     def clear(self):
         return [], [], [], None, gr.update(visible=False), "Gallery cleared (the files stay in the outputs folder)."

@@ -8,11 +8,11 @@ import gradio as gr
 from .generation import Services
 from .handlers import Handlers
 from .hosting import gpu
-from .presets import Presets
+from .presets import CUSTOM_SIZE, Presets
 
 IMAGE_HEIGHT = 300  # fixed heights: no layout jumps while images stream
 GALLERY_HEIGHT = 420
-QUEUE_MAX_SIZE = 16
+QUEUE_MAX_SIZE = 16  # waiting runs; one more is refused with gradio's "Queue is full" (try again later)
 ENGINE = "engine"  # concurrency id shared by the page and the API: one generation at a time
 GALLERY = "gallery"  # gallery clicks and actions run in click order (an action reads the selection)
 
@@ -28,6 +28,7 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
     size_names = list(presets.sizes)
     with gr.Blocks(title=title, delete_cache=(600, 3600)) as demo:
         items, chosen, selected = gr.State([]), gr.State([]), gr.State(None)
+        remembered = gr.BrowserState([], storage_key="cascade-studio-gallery")  # the gallery across reloads
         with gr.Row(elem_id="header"):
             gr.Markdown(f"## {title}", elem_id="title")
             model_md = gr.Markdown(services.holder.status_markdown(), elem_id="model-status")
@@ -51,7 +52,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
                                      min_width=140)
                     randomize = gr.Checkbox(label="Random seed", value=True, elem_id="randomize", scale=2,
                                             min_width=110)
-                aspect = gr.Radio(size_names, value=size_names[0], label="Aspect (≈1 megapixel)", elem_id="aspect")
+                aspect = gr.Radio(size_names + [CUSTOM_SIZE], value=size_names[0], label="Aspect (≈1 megapixel)",
+                                  elem_id="aspect")
                 with gr.Row():
                     width = gr.Slider(256, 2048, value=1024, step=8, label="Width", elem_id="width")
                     height = gr.Slider(256, 2048, value=1024, step=8, label="Height", elem_id="height")
@@ -133,6 +135,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         demo.load(h.model_status, outputs=[model_md, timer], show_progress="hidden", api_visibility="private")
 
         aspect.change(h.apply_size, aspect, [width, height], api_visibility="private", show_progress="hidden")
+        gr.on([width.input, height.input], h.match_size, [width, height], aspect, api_visibility="private",
+              show_progress="hidden", queue=False)
         quality.change(h.apply_quality, quality, [prior_steps, prior_guidance, decoder_steps, decoder_guidance],
                        api_visibility="private", show_progress="hidden")
 
@@ -144,6 +148,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         refine.click(h.refine, [items, selected], controls + [num_images], **in_order).success(**run)
         reload_btn.click(h.load_outputs, items, [gal, items, status], **in_order)
         clear_btn.click(h.clear, outputs=[gal, items, chosen, selected, detail, status], **in_order)
+        items.change(h.remember, items, remembered, api_visibility="private", show_progress="hidden", queue=False)
+        demo.load(h.restore, [remembered, items], [gal, items], **in_order)
 
         compare_add.click(h.toggle_compare, [chosen, selected], [chosen, compare_tab], **in_order)
         chosen.change(h.compare_view, [items, chosen], [compare_gal, compare_table, compare_note],

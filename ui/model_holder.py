@@ -1,7 +1,6 @@
 """Loads the model once, in a background thread, so the page is served at once."""
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -13,19 +12,14 @@ from .markdown import md_escape
 
 @dataclass(frozen=True)
 class ModelOptions:
-    path: str | None = None  # a model folder; None with demo=False is a load error that says what to do
+    path: str | None = None  # a hub repository id or a model folder; None with demo=False: an error saying what to do
     demo: bool = False
     device: str = "auto"
     dtype: str = "auto"
     variant: str = "auto"
-    offload: bool = False
-
-
-def unsupported_options(options: ModelOptions) -> list[str]:
-    """Options this engine's cc.load does not take yet (they are then ignored, and the page says so)."""
-    params = inspect.signature(cc.load).parameters
-    wanted = {"variant": options.variant != "auto", "offload": options.offload}
-    return [name for name, used in wanted.items() if used and name not in params]
+    weights: str = "bf16"
+    offload: str = "none"
+    force_float16: bool = False
 
 
 class ModelHolder:
@@ -54,18 +48,11 @@ class ModelHolder:
                 self._say("building the built-in demo model")
                 self.model = cc.load_demo()
             elif not o.path:
-                raise cc.ModelLoadError("No model folder given. Start with `python app.py --model PATH` "
-                                        "(a Stable Cascade folder), or `python app.py --demo` to try the interface.")
+                raise cc.ModelLoadError("No model given. Start with `python app.py --model REPO_OR_FOLDER`, "
+                                        "or `python app.py --demo` to try the interface.")
             else:
-                params = inspect.signature(cc.load).parameters
-                kwargs = {"device": o.device, "dtype": o.dtype}
-                if "variant" in params:
-                    kwargs["variant"] = o.variant
-                if "offload" in params:
-                    kwargs["offload"] = o.offload
-                if "progress" in params:
-                    kwargs["progress"] = self._say
-                self.model = cc.load(o.path, **kwargs)
+                self.model = cc.load(o.path, device=o.device, dtype=o.dtype, variant=o.variant, weights=o.weights,
+                                     offload=o.offload, force_float16=o.force_float16, progress=self._say)
         except cc.ModelLoadError as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - shown in the page, not a traceback

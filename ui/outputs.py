@@ -80,13 +80,43 @@ def load_saved(root: str | os.PathLike, limit: int = 200) -> list[SavedImage]:
         return []
     pngs = sorted((p for p in root.glob("*/*.png") if not p.name.startswith(".")),
                   key=lambda p: (p.stat().st_mtime, p.name), reverse=True)[:limit]
-    saved = []
-    for png in pngs:
-        sidecar = png.with_suffix(".json")
-        try:
-            settings = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else read_settings(png)
-        except (OSError, ValueError):
-            settings = {}
-        settings.pop("file", None)
-        saved.append(SavedImage(png, settings))
-    return saved
+    return [_with_settings(png) for png in pngs]
+
+
+def _with_settings(png: Path) -> SavedImage:
+    sidecar = png.with_suffix(".json")
+    try:
+        settings = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else read_settings(png)
+    except (OSError, ValueError):
+        settings = {}
+    if not isinstance(settings, dict):
+        settings = {}
+    settings.pop("file", None)
+    return SavedImage(png, settings)
+
+
+def relative_name(root: str | os.PathLike, path: str | os.PathLike) -> str | None:
+    """DATE/FILE.png of an image under root (what the browser keeps), or None for any other path."""
+    root, path = Path(root).resolve(), Path(path)
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else None
+
+
+def find_saved(root: str | os.PathLike, name) -> SavedImage | None:
+    """The saved image `name` (DATE/FILE.png, as relative_name gives it) under root, or None.
+
+    `name` comes from the browser, so it is checked: two plain path parts, a .png file, no
+    hidden or temporary file, and no link that leads out of root.
+    """
+    root = Path(root).resolve()
+    parts = name.split("/") if isinstance(name, str) else []
+    if len(parts) != 2 or any(not part or part.startswith(".") or "\\" in part or "\0" in part for part in parts):
+        return None
+    if not parts[1].endswith(".png"):
+        return None
+    path = root.joinpath(*parts)
+    try:
+        if not path.resolve(strict=True).is_relative_to(root) or not path.is_file():
+            return None
+    except (OSError, RuntimeError):
+        return None
+    return _with_settings(path)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+CUSTOM_SIZE = "Custom"  # the page's aspect choice once width or height is moved by hand
 QUALITY_KEYS = {"prior_steps": int, "prior_guidance": float, "decoder_steps": int, "decoder_guidance": float}
 
 
@@ -41,9 +42,14 @@ def _number(path: Path, name: str, key: str, value, kind: type, low: float, high
     return kind(value)
 
 
-def _entry(path: Path, name: str, entry) -> dict:
+def _entry(path: Path, name: str, entry, keys) -> dict:
+    """The preset as a dict whose keys are `keys` or "description" (a note for editors)."""
     if not isinstance(entry, dict):
         raise PresetError(f"{path}: preset {name!r} must be a JSON object")
+    unknown = set(entry) - set(keys) - {"description"}
+    if unknown:
+        raise PresetError(f"{path}: preset {name!r}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(keys)}, description")
     return entry
 
 
@@ -51,7 +57,7 @@ def load_quality(path: Path) -> dict[str, dict]:
     """name -> steps and guidance of both stages; other keys ("description") are notes for editors."""
     presets = {}
     for name, entry in _read(path).items():
-        entry = _entry(path, name, entry)
+        entry = _entry(path, name, entry, QUALITY_KEYS)
         missing = set(QUALITY_KEYS) - set(entry)
         if missing:
             raise PresetError(f"{path}: preset {name!r} lacks {', '.join(sorted(missing))}")
@@ -66,7 +72,9 @@ def load_quality(path: Path) -> dict[str, dict]:
 def load_sizes(path: Path) -> dict[str, tuple[int, int]]:
     sizes = {}
     for name, entry in _read(path).items():
-        entry = _entry(path, name, entry)
+        entry = _entry(path, name, entry, ("width", "height"))
+        if name == CUSTOM_SIZE:
+            raise PresetError(f"{path}: {CUSTOM_SIZE!r} is the page's name for a size set by hand; rename the preset")
         width, height = (_number(path, name, key, entry.get(key), int, 256, 2048) for key in ("width", "height"))
         if width % 8 or height % 8:
             raise PresetError(f"{path}: preset {name!r}: {width}×{height} must be multiples of 8")
@@ -77,7 +85,7 @@ def load_sizes(path: Path) -> dict[str, tuple[int, int]]:
 def load_styles(path: Path) -> dict[str, dict]:
     styles = {}
     for name, entry in _read(path).items():
-        entry = _entry(path, name, entry)
+        entry = _entry(path, name, entry, ("prompt", "negative_prompt"))
         template, negative = entry.get("prompt"), entry.get("negative_prompt", "")
         if not isinstance(template, str) or template.count("{prompt}") != 1:
             raise PresetError(f"{path}: style {name!r}: 'prompt' must be text containing {{prompt}} exactly once")

@@ -4,10 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from .. import hub, memory
-from ..devices import resolve_device
+from ..devices import resolve_device, resolve_dtype
 from ..units import format_bytes
 
 
@@ -16,9 +14,9 @@ def add_parser(commands) -> None:
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default=hub.REPO, help="hub repository id")
     p.add_argument("--variant", default="auto", choices=["auto", "full", "lite"],
-                   help="auto: full when it fits this machine's device memory in bfloat16, else lite")
+                   help="auto: full when it fits this machine's free device memory, else lite")
     p.add_argument("--weights", default="bf16", choices=list(hub.WEIGHTS), help="which released files")
-    p.add_argument("--revision", help="branch, tag or commit (default main)")
+    p.add_argument("--revision", default="main", help="hub branch, tag or commit")
     p.add_argument("--force", action="store_true", help="fetch again even if cached (repairs a corrupt file)")
     p.set_defaults(run=run)
 
@@ -27,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
     variant = args.variant
     if variant == "auto":
         device = resolve_device("auto")
-        variant = memory.choose_variant(device, torch.bfloat16 if device.type != "cpu" else torch.float32)
-        print(f"variant {variant}", file=sys.stderr)
+        dtype = resolve_dtype("auto", device)
+        variant = memory.choose_variant(device, dtype)
+        print(f"variant {variant}: {memory.describe_choice(device, dtype)}", file=sys.stderr)
     say = lambda message: print(message, file=sys.stderr)
     folder = hub.fetch(args.model, variant=variant, weights=args.weights, revision=args.revision,
                        force=args.force, progress=say)

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..config import StageBConfig
 from .blocks import LayerNorm2d, resize_like
-from .unet import CascadeUNet
+from .unet import CascadeUNet, Conditioning
 
 
 def _condition_mapper(c_in: int, c: int) -> nn.Sequential:
@@ -45,15 +45,22 @@ class StageB(CascadeUNet):
         tokens = self.clip_mapper(clip).view(clip.size(0), clip.size(1) * self.config.c_clip_seq, -1)
         return F.layer_norm(tokens, tokens.shape[-1:], eps=1e-6)
 
-    def forward(self, x, r, effnet, clip):
-        """Predict the noise of the Stage A latent x (B, 4, H, W) given Stage C's latent `effnet`."""
-        r_embed = self._r_embedding(r, x.dtype)
-        clip = self.clip_tokens(clip)
-        x = self.embedding(x)
-        size = x.shape[-2:]
-        x = x + self.effnet_mapper(resize_like(effnet, size))
+    def prepare(self, effnet, clip, size: tuple[int, int]) -> Conditioning:
+        """Once per request, for latents of `size` (H, W): the mapped Stage C latent and pixels,
+        the CLIP tokens and every attention block's text keys and values."""
+        size = (size[0] // self.config.patch_size, size[1] // self.config.patch_size)  # after the embedding
+        added = self.effnet_mapper(resize_like(effnet, size))
         # The official model also takes low-resolution pixels; inference passes zeros (B, 3, 8, 8).
-        pixels = x.new_zeros(x.size(0), self.config.c_pixels, 8, 8)
-        x = x + resize_like(self.pixels_mapper(pixels), size)
-        x = self._run_levels(x, r_embed, clip)
-        return self.clf(x)
+        pixels = effnet.new_zeros(effnet.size(0), self.config.c_pixels, 8, 8)
+        added = added + resize_like(self.pixels_mapper(pixels), size)
+        return self._prepare_levels(self.clip_tokens(clip), added.contiguous(memory_format=torch.channels_last))
+
+    def step(self, x: torch.Tensor, r: torch.Tensor, prepared: Conditioning) -> torch.Tensor:
+        """Predict the noise of the Stage A latent x (B, 4, H, W)."""
+        x = self.embedding(x).contiguous(memory_format=torch.channels_last) + prepared.added
+        x = self._run_levels(x, self._r_embedding(r, x.dtype), prepared)
+        return self.clf(x).contiguous()
+
+    def forward(self, x, r, effnet, clip):
+        """Predict the noise of x given Stage C's latent `effnet` and the pooled CLIP text."""
+        return self.step(x, r, self.prepare(effnet, clip, x.shape[-2:]))

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..config import StageCConfig
 from .blocks import LayerNorm2d
-from .unet import CascadeUNet
+from .unet import CascadeUNet, Conditioning
 
 
 class Resample2d(nn.Module):
@@ -61,9 +61,14 @@ class StageC(CascadeUNet):
         clip = torch.cat([text, pooled, img], dim=1)
         return F.layer_norm(clip, clip.shape[-1:], eps=1e-6)
 
-    def forward(self, x, r, clip_text, clip_text_pooled, clip_img):
+    def prepare(self, clip_text, clip_text_pooled, clip_img) -> Conditioning:
+        """Once per request: the CLIP tokens and every attention block's text keys and values."""
+        return self._prepare_levels(self.clip_tokens(clip_text, clip_text_pooled, clip_img))
+
+    def step(self, x: torch.Tensor, r: torch.Tensor, prepared: Conditioning) -> torch.Tensor:
         """Predict the noise of x (B, 16, H, W) at noise level r (B,)."""
-        r_embed = self._r_embedding(r, x.dtype)
-        clip = self.clip_tokens(clip_text, clip_text_pooled, clip_img)
-        x = self._run_levels(self.embedding(x), r_embed, clip)
-        return self.clf(x)
+        x = self._run_levels(self.embedding(x), self._r_embedding(r, x.dtype), prepared)
+        return self.clf(x).contiguous()
+
+    def forward(self, x, r, clip_text, clip_text_pooled, clip_img):
+        return self.step(x, r, self.prepare(clip_text, clip_text_pooled, clip_img))

@@ -3,13 +3,32 @@
 Each level is a list of blocks (one pattern from `level_config`, repeated `blocks[..][i]`
 times) that may be run `block_repeat` times with a 1×1 conv between repeats, as in the
 official `_down_encode` / `_up_decode`.
+
+A network runs in two calls: `prepare(conditions…)` once per request (the text side of
+every attention block's keys and values, the constant conditioning) and `step(x, r,
+prepared)` once per denoising step. `forward` is the two together, the official call.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .blocks import make_block, resize_like, timestep_embedding
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What every denoising step of one request reuses, made once by a network's `prepare`.
+
+    down / up: per level, per block, what `block.prepare(clip)` returned (attention: the text
+    keys and values; timestep: the constant modulation; res: None). added: Stage B's mapped
+    Stage C latent and pixels, (B, C, H, W), added after the embedding (None for Stage C).
+    """
+    down: tuple[tuple, ...]
+    up: tuple[tuple, ...]
+    added: torch.Tensor | None = None
 
 
 class CascadeUNet(nn.Module):
@@ -43,39 +62,44 @@ class CascadeUNet(nn.Module):
         )
         self.up_repeat_mappers = nn.ModuleList(repeat_mappers(i, cfg.block_repeat[1][::-1][i]) for i in up)
 
+    def _prepare_levels(self, clip: torch.Tensor, added: torch.Tensor | None = None) -> Conditioning:
+        """Every block's per-request state from the CLIP tokens (B, T, c_cond)."""
+        prepare = lambda levels: tuple(tuple(block.prepare(clip) for block in blocks) for blocks in levels)
+        return Conditioning(down=prepare(self.down_blocks), up=prepare(self.up_blocks), added=added)
+
     def _r_embedding(self, r: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """(B,) noise level → (B, c_r · (1 + len(t_conds))); the extra conditions are zero.
+        """(B,) noise level → (B, c_r), computed in fp32 (r · 10000 needs it), cast to the network dtype.
 
-        The sinusoids are computed in fp32 (r · 10000 needs it) and cast to the network dtype.
+        The embeddings of the extra conditions (`t_conds`, zero at inference) are constants
+        that the timestep blocks folded in when preparing.
         """
-        c_r = self.config.c_r
-        r = r.float()
-        embeds = [timestep_embedding(r, c_r)]
-        embeds += [timestep_embedding(torch.zeros_like(r), c_r) for _ in self.config.t_conds]
-        return torch.cat(embeds, dim=1).to(dtype)
+        return timestep_embedding(r.float(), self.config.c_r).to(dtype)
 
-    def _run_levels(self, x: torch.Tensor, r_embed: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+    def _run_levels(self, x: torch.Tensor, r_embed: torch.Tensor, prepared: Conditioning) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)  # (B, C, H, W) shape, NHWC in memory
         level_outputs = []
-        for blocks, downscaler, mappers in zip(self.down_blocks, self.down_downscalers, self.down_repeat_mappers):
+        levels = zip(self.down_blocks, self.down_downscalers, self.down_repeat_mappers, prepared.down)
+        for blocks, downscaler, mappers, states in levels:
             x = downscaler(x)
-            x = self._run_level(x, blocks, mappers, r_embed, clip, None)
+            x = self._run_level(x, blocks, mappers, r_embed, states, None)
             level_outputs.insert(0, x)
 
         x = level_outputs[0]
-        for i, (blocks, upscaler, mappers) in enumerate(zip(self.up_blocks, self.up_upscalers, self.up_repeat_mappers)):
+        levels = zip(self.up_blocks, self.up_upscalers, self.up_repeat_mappers, prepared.up)
+        for i, (blocks, upscaler, mappers, states) in enumerate(levels):
             skip = level_outputs[i] if i > 0 else None
-            x = self._run_level(x, blocks, mappers, r_embed, clip, skip)
+            x = self._run_level(x, blocks, mappers, r_embed, states, skip)
             x = upscaler(x)
         return x
 
     @staticmethod
-    def _run_level(x, blocks, mappers, r_embed, clip, skip):
+    def _run_level(x, blocks, mappers, r_embed, states, skip):
         for repeat in range(len(mappers) + 1):
-            for k, block in enumerate(blocks):
+            for k, (block, state) in enumerate(zip(blocks, states)):
                 block_skip = skip if k == 0 else None
                 if block_skip is not None and x.shape[-2:] != block_skip.shape[-2:]:
                     x = resize_like(x, block_skip.shape[-2:])  # odd sizes: match the skip
-                x = block(x, r_embed, clip, block_skip)
+                x = block(x, r_embed, state, block_skip)
             if repeat < len(mappers):
                 x = mappers[repeat](x)
         return x

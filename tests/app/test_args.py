@@ -8,17 +8,18 @@ def test_defaults(monkeypatch):
     for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "CASCADE_MODEL"):
         monkeypatch.delenv(name, raising=False)
     args = app.parse_args([])
-    assert (args.host, args.port, args.outputs, args.model, args.demo) == ("127.0.0.1", 7860, "outputs", None, False)
+    assert (args.host, args.port, args.outputs, args.model, args.demo) == ("127.0.0.1", 7860, "outputs", "stabilityai/stable-cascade", False)
+    assert (args.variant, args.weights, args.offload) == ("auto", "bf16", "none")
 
 
 def test_environment_and_flags(monkeypatch):
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     monkeypatch.setenv("GRADIO_SERVER_PORT", "8000")
     assert (app.parse_args([]).host, app.parse_args([]).port) == ("0.0.0.0", 8000)
-    args = app.parse_args(["--port", "9000", "--model", "m", "--variant", "lite", "--offload", "--share",
+    args = app.parse_args(["--port", "9000", "--model", "m", "--variant", "lite", "--offload", "model", "--share",
                            "--auth", "a:b", "--outputs", "out", "--device", "cpu"])
     assert (args.port, args.model, args.variant, args.offload, args.share, args.auth, args.outputs, args.device) == \
-        (9000, "m", "lite", True, True, "a:b", "out", "cpu")
+        (9000, "m", "lite", "model", True, "a:b", "out", "cpu")
 
 
 def test_bad_auth_is_refused():

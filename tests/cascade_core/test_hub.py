@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import huggingface_hub.constants as hf_constants
 import pytest
@@ -11,40 +10,7 @@ from safetensors.torch import load_file, save, save_file
 import cascade_core as cc
 from cascade_core import hub
 from tests.conftest import TINY_CASCADE
-from tests.fake_hub import COMMIT, FakeHub
-
-REPO = "tester/tiny-cascade"
-NETWORKS = ["stage_c", "stage_b", "stage_a", "previewer"]
-
-
-def released_files() -> dict[str, bytes]:
-    """The tiny model under the released names, full and lite, as a hub repository holds them."""
-    files = {}
-    for stage in NETWORKS:
-        data = (TINY_CASCADE / f"{stage}.safetensors").read_bytes()
-        names = {"stage_c": ["stage_c_bf16", "stage_c_lite_bf16", "stage_c"],
-                 "stage_b": ["stage_b_bf16", "stage_b_lite_bf16", "stage_b"]}.get(stage, [stage])
-        files.update({f"{name}.safetensors": data for name in names})
-    for folder in ("text_encoder", "tokenizer"):
-        for path in (TINY_CASCADE / folder).iterdir():
-            files[f"{folder}/{path.name}"] = path.read_bytes()
-    files["README.md"] = b"a model card"
-    return files
-
-
-@pytest.fixture
-def fake_hub(monkeypatch, tmp_path):
-    server = FakeHub(REPO, released_files()).start()
-    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)  # as HF_ENDPOINT sets them at import
-    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hf_constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # real files span many 10 MB chunks
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    yield server
-    server.stop()
-
+from tests.fake_hub import COMMIT, NETWORKS, REPO
 
 def fetch(**kwargs):
     lines = []

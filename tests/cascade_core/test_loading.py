@@ -114,6 +114,14 @@ def test_cascade_json_that_disagrees_with_the_weights(tmp_path):
         cc.load(folder)
 
 
-def test_float16_is_refused_with_the_reason():
-    with pytest.raises(cc.ModelLoadError, match="overflow"):
-        cc.load(TINY_CASCADE, device="cpu", dtype="float16")
+def test_float16_leaves_stage_c_in_bfloat16_unless_forced():
+    lines = []
+    model = cc.load(TINY_CASCADE, device="cpu", dtype="float16", progress=lines.append)
+    dtypes = {stage: next(net.parameters()).dtype for stage, net in model.networks().items()}
+    assert dtypes == {"text_encoder": torch.float16, "stage_c": torch.bfloat16, "previewer": torch.float16,
+                      "stage_b": torch.float16, "stage_a": torch.float16}
+    assert "Stage C runs in bfloat16, not float16: its activations overflow" in lines[0]
+    request = cc.GenerationRequest("a fox", width=256, height=256, seed=1, prior_steps=2, decoder_steps=2)
+    assert [e for e in cc.generate(model, request) if isinstance(e, cc.Finished)][0].images[0].size == (256, 256)
+    forced = cc.load(TINY_CASCADE, device="cpu", dtype="float16", force_float16=True)
+    assert forced.stage_c.clf[1].weight.dtype == torch.float16

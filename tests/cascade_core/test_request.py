@@ -42,3 +42,21 @@ def test_batch_seeds_and_single_image_requests():
     request, _ = GenerationRequest("x", seed=10, num_images=3).validated()
     assert request.seeds() == [10, 11, 12]
     assert request.for_image(2) == GenerationRequest("x", seed=12, num_images=1)
+
+
+def test_control_characters_are_removed_with_a_notice_and_any_unicode_is_kept():
+    text = "un renard 🦊 dans la neige, 雪の中の狐, ثعلب"
+    request, notices = GenerationRequest(f"{text}\x00\x1b[31m\r\n", negative_prompt="blur\x7f\ud800",
+                                         seed=1).validated()
+    assert request.prompt == f"{text}[31m\n"  # tab and newline stay; NUL, ESC and CR go
+    assert request.negative_prompt == "blur"  # DEL and an unpaired surrogate (not UTF-8) go
+    assert notices == ("3 control characters removed from the prompt",
+                       "2 control characters removed from the negative_prompt")
+    request.prompt.encode("utf-8")
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, 1e300, 2**64, -(2**64), 1.5, "1", [1], 3j])
+def test_odd_seeds_are_refused_with_the_field(value):
+    with pytest.raises(RequestError) as error:
+        GenerationRequest("x", seed=value).validated()
+    assert error.value.field == "seed"

@@ -1,5 +1,7 @@
 """The sampler reproduces the official trajectories step by step (../shared/reference/sampling)."""
 import json
+from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -31,7 +33,9 @@ def test_trajectory_matches_reference(name):
     if "x_init" in ref:
         assert torch.equal(noise[0], ref["x_init"])
     schedule = sampling.cosine_schedule(settings["steps"], settings["shift"])
-    denoise = sampling.guided(net, cond, uncond, settings["guidance"])
+    fixed = {"size": settings["shape"][2:]} if name == "stage_b" else {}  # Stage B prepares for a latent size
+    denoise = sampling.guided(SimpleNamespace(prepare=partial(net.prepare, **fixed), step=net.step),
+                              cond, uncond, settings["guidance"])
     steps = list(sampling.ddpm_sample(denoise, schedule, noise))
     assert len(steps) == settings["steps"]
     for i, (x, x0) in enumerate(steps):
@@ -48,19 +52,32 @@ def test_schedule_is_fp32_and_shift_clamps_to_unshifted_range():
     assert torch.all((shifted.r >= 0) & (shifted.r <= 1))
 
 
-def test_guidance_at_most_one_runs_only_the_conditional_branch():
-    calls = []
+class FakeNet:
+    """prepare/step like a network: counts each call's batch size."""
 
-    def model(x, r, c):
-        calls.append(x.shape[0])
+    def __init__(self):
+        self.prepared, self.steps = [], []
+
+    def prepare(self, c):
+        self.prepared.append(c.shape[0])
+        return c
+
+    def step(self, x, r, c):
+        self.steps.append(x.shape[0])
         return x * c
 
+
+def test_guidance_at_most_one_runs_only_the_conditional_branch():
     cond, uncond = {"c": torch.full((1, 4), 2.0)}, {"c": torch.zeros(1, 4)}
     x = torch.arange(4.0).view(1, 4)
-    assert torch.equal(sampling.guided(model, cond, uncond, 1.0)(x, torch.zeros(1)), x * 2)
-    assert calls == [1]
-    sampling.guided(model, cond, uncond, 4.0)(x, torch.zeros(1))
-    assert calls == [1, 2]  # one batched pass, conditional and unconditional together
+    net = FakeNet()
+    denoise = sampling.guided(net, cond, uncond, 1.0)
+    assert torch.equal(denoise(x, torch.zeros(1)), x * 2) and torch.equal(denoise(x, torch.zeros(1)), x * 2)
+    assert net.prepared == [1] and net.steps == [1, 1]  # prepared once per request, not per step
+    net = FakeNet()
+    denoise = sampling.guided(net, cond, uncond, 4.0)
+    denoise(x, torch.zeros(1)), denoise(x, torch.zeros(1))
+    assert net.prepared == [2] and net.steps == [2, 2]  # one batched pass, conditional and unconditional
 
 
 def test_guidance_rescale_is_per_sample():

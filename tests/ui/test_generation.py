@@ -29,11 +29,6 @@ class FakeHolder:
         return self.finished and self.model is not None
 
 
-@pytest.fixture(scope="module")
-def demo_model():
-    return cc.load_demo()
-
-
 def test_waits_for_the_model_then_runs(tmp_path, demo_model):
     frames = list(stream(Services(FakeHolder(demo_model), OutputsWriter(tmp_path)), "s",
                          cc.GenerationRequest("a fox", **SMALL)))

@@ -35,8 +35,8 @@ def test_md_escape_shows_text_literally():
 def test_model_holder_reports_what_to_do(tmp_path):
     holder = ModelHolder(ModelOptions(path=None)).start()
     assert holder.wait(30) and not holder.ready
-    assert "--demo" in holder.error and "--model PATH" in holder.error
-    assert holder.status_markdown().startswith("**Model failed to load.** No model folder given")
+    assert "--demo" in holder.error and "--model REPO_OR_FOLDER" in holder.error
+    assert holder.status_markdown().startswith("**Model failed to load.** No model given")
     holder = ModelHolder(ModelOptions(path=str(tmp_path / "missing"), device="cpu")).start()
     assert holder.wait(30) and holder.error and not holder.ready
     assert holder.status_markdown().startswith("**Model failed to load.**")

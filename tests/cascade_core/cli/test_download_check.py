@@ -8,9 +8,8 @@ import sys
 import pytest
 from safetensors.torch import load_file, save_file
 
-from tests.cascade_core.test_hub import REPO, released_files
-from tests.conftest import ROOT
-from tests.fake_hub import COMMIT, FakeHub
+from tests.conftest import ROOT, TINY_CASCADE
+from tests.fake_hub import COMMIT, REPO, FakeHub, released_files
 
 
 def run_cli(*args, env=None):
@@ -20,7 +19,7 @@ def run_cli(*args, env=None):
 
 @pytest.fixture
 def hub_env(tmp_path):
-    server = FakeHub(REPO, released_files()).start()
+    server = FakeHub(REPO, released_files(TINY_CASCADE)).start()
     yield server, {"HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"}
     server.stop()
 
@@ -50,7 +49,7 @@ def test_download_error_is_one_line_without_traceback(hub_env):
 
 def test_check_names_each_bad_file(tmp_path):
     folder = tmp_path / "model"
-    for name, data in released_files().items():
+    for name, data in released_files(TINY_CASCADE).items():
         if not name.startswith(("stage_c", "stage_b_bf16")):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(data)
