@@ -35,4 +35,7 @@ for n in 1 4; do
   bench request --tokenizer "${TOKENIZER:-../shared/reference/pipeline/tiny-cascade/tokenizer}" --device cuda --variant full --size 1024 --dtype bfloat16 --images $n --repeats 2 $DIFF \
     --prior-steps 20 --decoder-steps 10 --json "$OUT/request_b$n.json"
 done
+# 4. Peak GPU memory and time of a request in each offload mode (README, "Memory"), full and lite.
+echo "+ python bench/offload_memory.py" | tee -a "$OUT/log.txt"
+timeout 300 "$PY" bench/offload_memory.py --variant full lite 2>>"$OUT/stderr.txt" | tee "$OUT/offload.md" | tee -a "$OUT/log.txt"
 echo "done: $OUT"

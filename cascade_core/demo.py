@@ -18,8 +18,9 @@ DEMO_SEED = 2024
 VOCAB = ["<|startoftext|>", "<|endoftext|>", "!", "[UNK]"]
 
 
-def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Fill every floating tensor from `generator`: weights ~ N(0, 1/fan_in), norm scales 1, biases small."""
+def randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Fill every floating tensor in place from `generator`: weights ~ N(0, 1/fan_in), norm scales 1,
+    biases small, batch-norm statistics neutral."""
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
             if not tensor.is_floating_point():
@@ -29,9 +30,9 @@ def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
             elif name.endswith("running_var") or (tensor.dim() == 1 and name.endswith("weight")):
                 tensor.fill_(1.0)
             elif tensor.dim() == 1:
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
+                tensor.normal_(0, 0.02, generator=generator)
             else:
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * tensor[0].numel() ** -0.5)
+                tensor.normal_(0, tensor[0].numel() ** -0.5, generator=generator)
     return module
 
 
@@ -57,14 +58,14 @@ def _demo_text_model(vocab_size: int, width: int, generator: torch.Generator):
     config = CLIPTextConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=2 * width,
                             num_hidden_layers=2, num_attention_heads=4, projection_dim=width,
                             max_position_embeddings=77, pad_token_id=2, bos_token_id=0, eos_token_id=1)
-    return _randomize_(CLIPTextModelWithProjection(config), generator).eval()
+    return randomize_(CLIPTextModelWithProjection(config), generator).eval()
 
 
 def load_demo(device: str = "cpu") -> CascadeModel:
     """The tiny demo model in float32."""
     generator = torch.Generator().manual_seed(DEMO_SEED)
     torch_device = resolve_device(device)
-    networks = {stage: _randomize_(build(presets["tiny"]), generator).to(torch_device).requires_grad_(False)
+    networks = {stage: randomize_(build(presets["tiny"]), generator).to(torch_device).requires_grad_(False)
                 for stage, presets in PRESETS.items()}
     networks["previewer"].blocks[-1].bias.fill_(0.5)  # previews centred on mid-grey, not clamped to black
     tokenizer = _demo_tokenizer()

@@ -21,7 +21,8 @@ BIG_STAGES = ("text_encoder", "stage_c", "stage_b")  # moved on and off the devi
 ACTIVATION_MARGIN = 2 * 10**9
 # The released text encoder: CLIP ViT-bigG/14's text tower with its projection (text_encoder/config.json).
 BIGG_TEXT = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-                 projection_dim=1280, vocab_size=49408, max_position_embeddings=77, hidden_act="gelu")
+                 projection_dim=1280, vocab_size=49408, max_position_embeddings=77, hidden_act="gelu",
+                 pad_token_id=1, bos_token_id=49406, eos_token_id=49407)
 
 
 def module_bytes(module: torch.nn.Module) -> int:

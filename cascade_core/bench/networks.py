@@ -5,47 +5,29 @@ import torch
 from torch import nn
 
 from ..config import StageBConfig, StageCConfig, preset
+from ..demo import randomize_
 from ..models import build
-
-
-def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Fill every floating tensor: weights ~ N(0, 1/fan_in), 1-D weights 1, biases small, BN stats neutral."""
-    device = next(module.parameters()).device
-    generator = torch.Generator(device).manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            if name.endswith("running_mean"):
-                tensor.zero_()
-            elif name.endswith("running_var") or (tensor.dim() == 1 and name.endswith("weight")):
-                tensor.fill_(1.0)
-            elif tensor.dim() == 1:
-                tensor.normal_(0, 0.02, generator=generator)
-            else:
-                tensor.normal_(0, tensor[0].numel() ** -0.5, generator=generator)
-    return module
 
 
 def random_network(name: str, dtype: torch.dtype, device: torch.device, seed: int = 0) -> nn.Module:
     """`stage_c_lite`, `stage_b`, … with random weights, built on meta and filled in place on `device`."""
     with torch.device("meta"):
         net = build(name)
-    return randomize_(net.to_empty(device=device), seed).to(dtype).requires_grad_(False)
+    generator = torch.Generator(device).manual_seed(seed)
+    return randomize_(net.to_empty(device=device), generator).to(dtype).requires_grad_(False)
 
 
 def random_text_encoder(dtype: torch.dtype, device: torch.device, tokenizer_dir, seed: int = 0):
     """CLIP ViT-bigG text model with projection (the released text_encoder's sizes), random weights."""
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModelWithProjection
 
+    from ..memory import BIGG_TEXT
     from ..text import TextEncoder
 
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
-                            num_attention_heads=20, projection_dim=1280, hidden_act="gelu",
-                            max_position_embeddings=77, pad_token_id=1, bos_token_id=49406, eos_token_id=49407)
     with torch.device("meta"):
-        model = CLIPTextModelWithProjection(config)
-    model = randomize_(model.to_empty(device=device), seed).to(dtype).eval().requires_grad_(False)
+        model = CLIPTextModelWithProjection(CLIPTextConfig(**BIGG_TEXT))
+    generator = torch.Generator(device).manual_seed(seed)
+    model = randomize_(model.to_empty(device=device), generator).to(dtype).eval().requires_grad_(False)
     embeddings = model.text_model.embeddings
     embeddings.position_ids.copy_(torch.arange(embeddings.position_ids.shape[-1]))  # a buffer to_empty left unset
     return TextEncoder(AutoTokenizer.from_pretrained(tokenizer_dir), model)

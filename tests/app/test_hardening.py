@@ -2,6 +2,7 @@
 route and the request fields, HTML in prompts, oversized payloads."""
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -95,3 +96,17 @@ def test_the_file_route_serves_the_outputs_folder_and_nothing_else(demo_studio):
                "%2Fetc%2Fpasswd", f"{urllib.parse.quote(str(image.parent))}%2F..%2F..%2Fserver.log"]
     for path in encoded:
         assert fetch(base + path)[0] in (400, 403, 404), path
+
+
+def test_requests_finish_in_arrival_order(demo_studio):
+    clients = [Client(demo_studio.url, verbose=False) for _ in range(4)]
+    finished = []
+    jobs = []
+    for k, client in enumerate(clients):
+        job = client.submit(f"in order {k}", "", 256, 256, 900 + k, 6, 4.0, 2, 1.1, 1, api_name="/generate")
+        job.add_done_callback(lambda _, k=k: finished.append(k))
+        jobs.append(job)
+        time.sleep(0.3)  # a clear arrival order
+    outcomes = [job.result(timeout=600) for job in jobs]
+    assert [o[3]["seeds"] for o in outcomes] == [[900 + k] for k in range(4)]
+    assert finished == [0, 1, 2, 3]
