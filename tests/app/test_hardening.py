@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
+from gradio_client.utils import Status
 
 from cascade_core.images import read_settings
 
@@ -106,7 +107,9 @@ def test_requests_finish_in_arrival_order(demo_studio):
         job = client.submit(f"in order {k}", "", 256, 256, 900 + k, 6, 4.0, 2, 1.1, 1, api_name="/generate")
         job.add_done_callback(lambda _, k=k: finished.append(k))
         jobs.append(job)
-        time.sleep(0.3)  # a clear arrival order
+        deadline = time.monotonic() + 60
+        while job.status().code in (Status.STARTING, Status.JOINING_QUEUE) and time.monotonic() < deadline:
+            time.sleep(0.05)  # in the queue before the next one arrives: a clear arrival order
     outcomes = [job.result(timeout=600) for job in jobs]
     assert [o[3]["seeds"] for o in outcomes] == [[900 + k] for k in range(4)]
     assert finished == [0, 1, 2, 3]
