@@ -170,7 +170,8 @@ def test_download_variations_and_refine(page):
     seed = select(page, 0)
     page.click("#refine-btn")
     page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 5")
-    page.locator("#gallery button.thumbnail-item").nth(0).click()
+    wait_done(page)
+    assert select(page, 0) == seed  # the newest, re-rendered gallery's first image: the refined one
     details = page.locator("#details")  # refined: same seed, 4×1.5 and 3×1.5 steps
     sync_api.expect(details).to_contain_text(re.compile(r"prior_steps\s+6\s"), timeout=20_000)
     sync_api.expect(details).to_contain_text(re.compile(r"decoder_steps\s+4\s"))
