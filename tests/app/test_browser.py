@@ -168,13 +168,15 @@ def test_download_variations_and_refine(page):
     page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 4")
     wait_done(page)
     seed = select(page, 0)
+    base = page.locator("#details").inner_text()
+    steps = {k: int(re.search(rf"{k}\s+(\d+)", base).group(1)) for k in ("prior_steps", "decoder_steps")}
     page.click("#refine-btn")
     page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 5")
     wait_done(page)
     assert select(page, 0) == seed  # the newest, re-rendered gallery's first image: the refined one
-    details = page.locator("#details")  # refined: same seed, 4×1.5 and 3×1.5 steps
-    sync_api.expect(details).to_contain_text(re.compile(r"prior_steps\s+6\s"), timeout=20_000)
-    sync_api.expect(details).to_contain_text(re.compile(r"decoder_steps\s+4\s"))
+    details = page.locator("#details")  # refined: the selected image's seed and settings, steps ×1.5
+    for key, value in steps.items():
+        sync_api.expect(details).to_contain_text(re.compile(rf"{key}\s+{round(value * 1.5)}\s"), timeout=20_000)
     assert f"seed {seed} " in page.locator("#gallery button.thumbnail-item").nth(0).inner_text()
 
 
