@@ -24,7 +24,10 @@ def call(client: Client, prompt: str, seed: int, prior_steps: int, decoder_steps
     job = client.submit(prompt, "", p["width"], p["height"], seed, prior_steps, p["prior_guidance"], decoder_steps,
                         p["decoder_guidance"], p["num_images"], api_name="/generate")
     final = job.result(timeout=180)
-    return job.outputs(), final
+    outputs = list(job.outputs())
+    if not outputs or outputs[-1] != final:  # gradio_client may return the result before it lists it
+        outputs.append(final)
+    return outputs, final
 
 
 def direct(model, prompt: str, seed: int, prior_steps: int, decoder_steps: int) -> Image.Image:
