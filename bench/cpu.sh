@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=${1:-bench}
-run() { echo "+ python -m cascade_core.bench $*"; "$PY" -m cascade_core.bench "$@" 2>/dev/null; }
+run() { echo "+ python -m bench $*"; "$PY" -m bench "$@" 2>/dev/null; }
 
 run steps --variant lite --c-latent 8x8 --b-latent 64x64 --repeats 7 --threads 1 --json "$OUT/cpu_steps_small.json"
 run steps --variant lite --size 1024 --stages stage_c --repeats 3 --threads 1 --json "$OUT/cpu_steps_1024_c.json"

@@ -9,8 +9,8 @@ PY=${PYTHON:-.venv/bin/python}
 OUT=${1:-bench/gpu-results}
 mkdir -p "$OUT"
 bench() {
-  echo "+ python -m cascade_core.bench $*" | tee -a "$OUT/log.txt"
-  if ! timeout 300 "$PY" -m cascade_core.bench "$@" 2>>"$OUT/stderr.txt" | tee -a "$OUT/log.txt"; then
+  echo "+ python -m bench $*" | tee -a "$OUT/log.txt"
+  if ! timeout 300 "$PY" -m bench "$@" 2>>"$OUT/stderr.txt" | tee -a "$OUT/log.txt"; then
     echo "FAILED or over tolerance (see $OUT/stderr.txt): $*" | tee -a "$OUT/log.txt"
   fi
 }

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cascade_core as cc  # noqa: E402
-from cascade_core.bench.request import random_model  # noqa: E402
+from bench.request import random_model  # noqa: E402
 from cascade_core.model import CascadeModel  # noqa: E402
 from cascade_core.offload import Placement  # noqa: E402
 from cascade_core.text import TextEncoder  # noqa: E402

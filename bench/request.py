@@ -10,14 +10,15 @@ from pathlib import Path
 
 import torch
 
-from .. import generate, load_demo
-from ..events import Finished, StageProgress
-from ..model import CascadeModel
-from ..request import GenerationRequest
+from cascade_core import generate, load_demo
+from cascade_core.events import Finished, StageProgress
+from cascade_core.model import CascadeModel
+from cascade_core.request import GenerationRequest
+
 from . import measure
 from .networks import diffusers_twin, random_network, random_text_encoder, variant_network
 
-TOKENIZER = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "pipeline" / "tiny-cascade" / "tokenizer"
+TOKENIZER = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "pipeline" / "tiny-cascade" / "tokenizer"
 PROMPT = "a photograph of a red fox in the snow"
 
 

@@ -1,4 +1,4 @@
-"""`python -m cascade_core.bench steps|request|parity …`: print a table, write JSON.
+"""`python -m bench steps|request|parity …`: print a table, write JSON.
 
 steps: one guided step per stage, ours and diffusers', interleaved; FLOPs, TFLOP/s, share of
 the measured matmul peak. request: a whole request, per stage, against diffusers' pipelines.
@@ -14,9 +14,10 @@ import sys
 
 import torch
 
-from ..devices import DTYPES, resolve_device
-from ..pipeline import latent_shapes
-from ..request import GenerationRequest
+from cascade_core.devices import DTYPES, resolve_device
+from cascade_core.pipeline import latent_shapes
+from cascade_core.request import GenerationRequest
+
 from . import measure
 from .networks import random_network, variant_network
 from .request import PROMPT, TOKENIZER, compare_request, random_model
@@ -40,7 +41,7 @@ def _machine(device: torch.device) -> str:
 
 def _loaded(args):
     """The model folder's real weights (`--model`) instead of random ones."""
-    from ..loading import load
+    from cascade_core.loading import load
 
     return load(args.model, device=args.device, dtype=args.dtype, variant=args.variant)
 
@@ -115,7 +116,7 @@ def run_parity(args, device, dtype) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cascade_core.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("what", choices=["steps", "request", "parity"])
     parser.add_argument("--variant", default="lite", help="full, lite or tiny (random weights of that architecture)")
     parser.add_argument("--model", help="a Stable Cascade folder: time its real weights (same speed as random ones)")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import StageBConfig, StageCConfig, preset
-from ..demo import randomize_
-from ..models import build
+from cascade_core.config import StageBConfig, StageCConfig, preset
+from cascade_core.demo import randomize_
+from cascade_core.models import build
 
 
 def random_network(name: str, dtype: torch.dtype, device: torch.device, seed: int = 0) -> nn.Module:
@@ -21,8 +21,8 @@ def random_text_encoder(dtype: torch.dtype, device: torch.device, tokenizer_dir,
     """CLIP ViT-bigG text model with projection (the released text_encoder's sizes), random weights."""
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModelWithProjection
 
-    from ..memory import BIGG_TEXT
-    from ..text import TextEncoder
+    from cascade_core.memory import BIGG_TEXT
+    from cascade_core.text import TextEncoder
 
     with torch.device("meta"):
         model = CLIPTextModelWithProjection(CLIPTextConfig(**BIGG_TEXT))

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from cascade_core.bench.__main__ import main
-from cascade_core.bench.networks import random_network
-from cascade_core.bench.steps import conditions
+from bench.__main__ import main
+from bench.networks import random_network
+from bench.steps import conditions
 
 
 def test_steps_table_and_json(tmp_path, capsys):
@@ -29,8 +29,8 @@ def test_bf16_step_stays_near_fp32(tmp_path):
 @torch.inference_mode()
 def test_diffusers_twin_computes_the_same_function(name):
     pytest.importorskip("diffusers")
-    from cascade_core.bench.steps import our_call, diffusers_call
-    from cascade_core.bench.networks import diffusers_twin
+    from bench.steps import our_call, diffusers_call
+    from bench.networks import diffusers_twin
 
     net = random_network(name, torch.float32, torch.device("cpu"))
     inputs = conditions(net, 1, (16, 16), torch.float32, "cpu")

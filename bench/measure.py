@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..devices import synchronize
+from cascade_core.devices import synchronize
 
 
 def timed(fn: Callable, device: torch.device) -> tuple[float, float]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 
+from cascade_core.models import build
+
 from . import measure
-from ..models import build
 from .networks import diffusers_architecture, diffusers_twin
 
 
