@@ -21,7 +21,7 @@ from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeI
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, first_line
 from .units import format_bytes
 
 REPO = "stabilityai/stable-cascade"
@@ -81,11 +81,11 @@ def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: st
         if _status(e) in (401, 403):
             raise _access_error(repo, revision, e) from e
         if _status(e) is not None and _status(e) < 500:
-            raise ModelLoadError(f"the Hugging Face hub refused {repo} (HTTP {_status(e)}: {_first_line(e)})") from e
+            raise ModelLoadError(f"the Hugging Face hub refused {repo} (HTTP {_status(e)}: {first_line(e)})") from e
         return cached(repo, variant, weights, revision, reason=f"the hub answered HTTP {_status(e)}", say=say)
     except Exception as e:  # noqa: BLE001 - offline, DNS, refused connection, timeout: try the cache
         reason = "offline mode is on (HF_HUB_OFFLINE=1)" if isinstance(e, OfflineModeIsEnabled) else \
-            f"the Hugging Face hub cannot be reached ({type(e).__name__}: {_first_line(e)})"
+            f"the Hugging Face hub cannot be reached ({type(e).__name__}: {first_line(e)})"
         return cached(repo, variant, weights, revision, reason=reason, say=say)
     sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
     try:
@@ -133,7 +133,7 @@ def _download(repo: str, name: str, revision: str, force: bool, bar) -> str:
         raise _access_error(repo, revision, e) from e
     except Exception as e:  # noqa: BLE001 - the network or the disk failed mid-file
         raise ModelLoadError(
-            f"downloading {name} from {repo} stopped ({type(e).__name__}: {_first_line(e)}). Run the same command "
+            f"downloading {name} from {repo} stopped ({type(e).__name__}: {first_line(e)}). Run the same command "
             "again: it resumes where it stopped. If the disk is full, free space in the Hugging Face cache "
             f"({constants.HF_HUB_CACHE}) or set HF_HOME to a larger disk.") from e
 
@@ -206,10 +206,6 @@ def _snapshot_root(path: Path, name: str) -> Path:
 
 def _status(e: HfHubHTTPError) -> int | None:
     return getattr(getattr(e, "response", None), "status_code", None)
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [""])[0][:200]
 
 
 class _Bar:

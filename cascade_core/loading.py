@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from . import hub, memory
 from .config import PRESETS, STAGES
 from .devices import resolve_device, resolve_dtype, supports_bfloat16
-from .errors import ModelLoadError
+from .errors import ModelLoadError, first_line
 from .model import CascadeModel, LoadedNetwork
 from .models import build
 from .offload import Placement
@@ -266,28 +265,21 @@ def _load_all(folder: Path, files: dict[str, NetworkFile], dtypes: dict[str, tor
         report.append(_loaded("text_encoder", "", "text_encoder/", start, text_encoder.model, say))
     except torch.OutOfMemoryError as e:
         raise ModelLoadError(
-            f"out of memory on {home} while loading ({_first_line(e)}). Try --variant lite, --offload model or "
+            f"out of memory on {home} while loading ({first_line(e)}). Try --variant lite, --offload model or "
             "--offload sequential, or close what else uses the memory.") from e
     return networks, text_encoder, report
 
 
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [""])[0][:200]
-
-
 def planned_bytes(folder: Path, files: dict[str, NetworkFile], dtypes: dict[str, torch.dtype]) -> dict[str, int]:
     """Weight bytes each network will take in its dtype, from the file headers and the text encoder config."""
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from transformers import CLIPTextConfig
 
-    sizes = {stage: sum(math.prod(shape) for shape in expected_layout(file.config).values()) * dtypes[stage].itemsize
-             for stage, file in files.items()}
+    sizes = {stage: memory.config_bytes(file.config, dtypes[stage]) for stage, file in files.items()}
     try:
         config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{folder / 'text_encoder' / 'config.json'} is missing or unreadable ({e})") from e
-    with torch.device("meta"):
-        text = CLIPTextModelWithProjection(config)
-    return {**sizes, "text_encoder": sum(p.nelement() for p in text.parameters()) * dtypes["text_encoder"].itemsize}
+    return {**sizes, "text_encoder": memory.clip_text_bytes(config, dtypes["text_encoder"])}
 
 
 def _loaded(stage: str, size: str, name: str, start: float, net: torch.nn.Module, say: Progress) -> LoadedNetwork:

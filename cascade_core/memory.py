@@ -33,20 +33,31 @@ def module_bytes(module: torch.nn.Module) -> int:
 @functools.lru_cache(maxsize=None)
 def network_bytes(stage: str, size: str, dtype: torch.dtype) -> int:
     """Weight bytes of a released network (`size` full or lite; one size for Stage A and the previewer)."""
+    return config_bytes(PRESETS[stage].get(size, PRESETS[stage]["full"]), dtype)
+
+
+def config_bytes(config, dtype: torch.dtype) -> int:
+    """Weight bytes of a network of this config, from its layout (built on meta: free)."""
     from .loading import expected_layout  # loading needs this module; the layout is built lazily
 
-    config = PRESETS[stage].get(size, PRESETS[stage]["full"])
     return sum(math.prod(shape) for shape in expected_layout(config).values()) * dtype.itemsize
+
+
+def clip_text_bytes(config, dtype: torch.dtype) -> int:
+    """Weight bytes of a CLIP text model with projection of this `CLIPTextConfig`, counted on meta."""
+    from transformers import CLIPTextModelWithProjection
+
+    with torch.device("meta"):
+        model = CLIPTextModelWithProjection(config)
+    return sum(p.nelement() for p in model.parameters()) * dtype.itemsize
 
 
 @functools.lru_cache(maxsize=None)
 def text_encoder_bytes(dtype: torch.dtype) -> int:
-    """Weight bytes of the released CLIP bigG text encoder, counted on the meta device."""
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    """Weight bytes of the released CLIP bigG text encoder."""
+    from transformers import CLIPTextConfig
 
-    with torch.device("meta"):
-        model = CLIPTextModelWithProjection(CLIPTextConfig(**BIGG_TEXT))
-    return sum(p.nelement() for p in model.parameters()) * dtype.itemsize
+    return clip_text_bytes(CLIPTextConfig(**BIGG_TEXT), dtype)
 
 
 def weights_by_stage(variant: str, dtype: torch.dtype) -> dict[str, int]:

@@ -18,18 +18,22 @@ COSINE_S = 0.008
 CFG_RHO = 0.7
 
 
+def _cosine_min_var() -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosine schedule's offset s and its variance at t = 0, cos(s/(1+s)·π/2)²."""
+    s = torch.tensor(COSINE_S)
+    return s, torch.cos(s / (1 + s) * torch.pi * 0.5) ** 2
+
+
 def _cosine_log_snr(t: torch.Tensor) -> torch.Tensor:
     """logSNR(t) of the cosine schedule (Nichol & Dhariwal 2021), variance clamped to [1e-4, 0.9999]."""
-    s = torch.tensor(COSINE_S)
-    min_var = torch.cos(s / (1 + s) * torch.pi * 0.5) ** 2
+    s, min_var = _cosine_min_var()
     var = (torch.cos((t + s) / (1 + s) * torch.pi * 0.5) ** 2 / min_var).clamp(1e-4, 0.9999)
     return (var / (1 - var)).log()
 
 
 def _noise_level(log_snr: torch.Tensor) -> torch.Tensor:
     """The network's `r` input: the unshifted cosine time with this logSNR (gdf CosineTNoiseCond)."""
-    s = torch.tensor(COSINE_S)
-    min_var = torch.cos(s / (1 + s) * torch.pi * 0.5) ** 2
+    s, min_var = _cosine_min_var()
     var = log_snr.sigmoid().clamp(0, 1)
     return ((var * min_var) ** 0.5).acos() / (torch.pi * 0.5) * (1 + s) - s
 
