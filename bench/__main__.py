@@ -1,7 +1,7 @@
-"""`python -m bench steps|request|parity …`: print a table, write JSON.
+"""`python -m bench steps|request|parity|profile …`: print a table, write JSON.
 
 steps: one guided step per stage, ours and diffusers', interleaved; FLOPs, TFLOP/s, share of
-the measured matmul peak. request: a whole request, per stage, against diffusers' pipelines.
+the measured matmul peak. profile: where a step's time goes, operator by operator. request: a whole request, per stage, against diffusers' pipelines.
 parity: one step in a low-precision dtype against float32."""
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import sys
 
 import torch
 
+from cascade_core.compiling import COMPILE_MODES, step_function
 from cascade_core.devices import DTYPES, resolve_device
 from cascade_core.pipeline import latent_shapes
 from cascade_core.request import GenerationRequest
 
 from . import measure
 from .networks import random_network, variant_network
+from .breakdown import print_profile, profile_step
 from .request import PROMPT, TOKENIZER, compare_request, random_model
 from .steps import compare_step, conditions, our_call
 
@@ -43,7 +45,7 @@ def _loaded(args):
     """The model folder's real weights (`--model`) instead of random ones."""
     from cascade_core.loading import load
 
-    return load(args.model, device=args.device, dtype=args.dtype, variant=args.variant)
+    return load(args.model, device=args.device, dtype=args.dtype, variant=args.variant, compile=args.compile)
 
 
 def run_steps(args, device, dtype) -> dict:
@@ -54,7 +56,7 @@ def run_steps(args, device, dtype) -> dict:
     model = _loaded(args) if args.model else None
     for stage in args.stages:
         net = getattr(model, stage) if model else random_network(variant_network(stage, args.variant), dtype, device)
-        step_fn = torch.compile(net.step, mode=args.compile) if args.compile else None
+        step_fn = step_function(net, args.compile) if args.compile != "none" else None
         row = compare_step(net, args.images, latents[stage], args.repeats, args.diffusers, step_fn, args.warmup)
         row["tflops"] = row["flops"] / row["times"]["ours"]["median_s"] / 1e12
         row["fraction_of_matmul_peak"] = row["tflops"] * 1e12 / peak
@@ -63,6 +65,19 @@ def run_steps(args, device, dtype) -> dict:
         rows[stage] = row
         del net
     return {"matmul_peak_tflops": peak / 1e12, "stages": rows}
+
+
+def run_profile(args, device, dtype) -> dict:
+    shape_c, shape_b = latent_shapes(args.size, args.size)
+    latents = {"stage_c": _latent(args.c_latent, shape_c[1:]), "stage_b": _latent(args.b_latent, shape_b[1:])}
+    result = {}
+    for stage in args.stages:
+        net = random_network(variant_network(stage, args.variant), dtype, device)
+        step_fn = step_function(net, args.compile) if args.compile != "none" else None
+        result[stage] = profile_step(net, args.images, latents[stage], args.diffusers, step_fn)
+        print_profile(stage, result[stage])
+        del net
+    return {"profile": result}
 
 
 def _speedups(result: dict) -> str:
@@ -83,7 +98,7 @@ def print_steps(result: dict) -> None:
 
 
 def run_request(args, device, dtype) -> dict:
-    model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer)
+    model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer, args.compile)
     request = GenerationRequest(PROMPT, seed=0, width=args.size, height=args.size, prior_steps=args.prior_steps,
                                 decoder_steps=args.decoder_steps, num_images=args.images)
     return compare_request(model, request, args.repeats, args.diffusers, args.warmup)
@@ -117,7 +132,7 @@ def run_parity(args, device, dtype) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["steps", "request", "parity"])
+    parser.add_argument("what", choices=["steps", "request", "parity", "profile"])
     parser.add_argument("--variant", default="lite", help="full, lite or tiny (random weights of that architecture)")
     parser.add_argument("--model", help="a Stable Cascade folder: time its real weights (same speed as random ones)")
     parser.add_argument("--size", type=int, default=1024, help="image width and height in pixels")
@@ -131,7 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     parser.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--no-diffusers", dest="diffusers", action="store_false", help="time ours alone")
-    parser.add_argument("--compile", help="torch.compile mode for our step (default, max-autotune, reduce-overhead)")
+    parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
+                        help="torch.compile mode of our per-step calls, as the studio's --compile")
     parser.add_argument("--prior-steps", type=int, default=20)
     parser.add_argument("--decoder-steps", type=int, default=10)
     parser.add_argument("--tolerance", type=float, default=3e-2, help="parity: largest relative error allowed")
@@ -149,6 +165,8 @@ def main(argv=None) -> int:
     elif args.what == "request":
         result.update(run_request(args, device, dtype))
         print_request(result)
+    elif args.what == "profile":
+        result.update(run_profile(args, device, dtype))
     else:
         result.update(run_parity(args, device, dtype))
         print(json.dumps(result["relative_error"]), "ok" if result["ok"] else f"FAILED (tolerance {args.tolerance})")

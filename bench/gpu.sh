@@ -1,41 +1,58 @@
 #!/usr/bin/env bash
-# Every GPU measurement of bench/RESULTS.md in one run (< 8 minutes on an H200); installs nothing.
-# Needs: a Python with CUDA torch, transformers and diffusers (bench/requirements.txt) already
-# installed; ../shared/reference/pipeline/tiny-cascade/tokenizer (or TOKENIZER=dir) for the request runs.
-# Usage: bench/gpu.sh [OUT_DIR]   (PYTHON=… to pick the interpreter; COMPILE=1 adds a torch.compile run: inductor + CUDA graphs)
-set -euo pipefail
+# Every GPU measurement of bench/RESULTS.md in one run (sized for < 8 minutes on an H200); installs nothing.
+# Needs: a Python with CUDA torch and transformers, and diffusers (bench/requirements.txt) for the side by
+# side; a CLIP tokenizer folder (TOKENIZER=dir, default the reference's tiny-cascade one) for requests.
+# Usage: bench/gpu.sh [OUT_DIR]
+#   PYTHON=…     the interpreter (default .venv/bin/python)
+#   PARTS="…"    which parts, in order (default: parity steps profile request compile offload)
+#   DEADLINE=s   start no command after this many seconds (default 450); each gets at most what is left
+#   DEVICE=cuda VARIANT=full SIZE=1024 DTYPE=bfloat16   (DEVICE=cpu VARIANT=tiny SIZE=256 checks the script)
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=${1:-bench/gpu-results}
+DEVICE=${DEVICE:-cuda} VARIANT=${VARIANT:-full} SIZE=${SIZE:-1024} DTYPE=${DTYPE:-bfloat16}
+DEADLINE=${DEADLINE:-450}
+TOKENIZER=${TOKENIZER:-../shared/reference/pipeline/tiny-cascade/tokenizer}
 mkdir -p "$OUT"
-bench() {
-  echo "+ python -m bench $*" | tee -a "$OUT/log.txt"
-  if ! timeout 300 "$PY" -m bench "$@" 2>>"$OUT/stderr.txt" | tee -a "$OUT/log.txt"; then
-    echo "FAILED or over tolerance (see $OUT/stderr.txt): $*" | tee -a "$OUT/log.txt"
-  fi
+START=$SECONDS
+log() { echo "$*" | tee -a "$OUT/log.txt"; }
+# run NAME LIMIT CMD…: the command with a timeout of min(LIMIT, time left), its output in the log
+run() {
+  local name=$1 limit=$2 left=$((DEADLINE - (SECONDS - START)))
+  shift 2
+  if [ "$left" -le 10 ]; then log "SKIPPED (deadline): $name"; return; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  log "+ [$((SECONDS - START)) s] $name: $*"
+  timeout "$limit" "$@" 2>>"$OUT/stderr.txt" | tee -a "$OUT/log.txt"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || log "FAILED ($rc: over tolerance, error or timeout; see stderr.txt): $name"
 }
+bench() { local name=$1 limit=$2; shift 2; run "$name" "$limit" "$PY" -m bench "$@" --device "$DEVICE" --variant "$VARIANT" --size "$SIZE" --dtype "$DTYPE"; }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/log.txt"
-"$PY" -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" | tee -a "$OUT/log.txt"
+log "$(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null)"
+log "$("$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)")"
 DIFF=""
-"$PY" -c "import diffusers" 2>/dev/null || { DIFF="--no-diffusers"; echo "diffusers missing: ours alone" | tee -a "$OUT/log.txt"; }
+if V=$("$PY" -c "import diffusers; print(diffusers.__version__)" 2>/dev/null); then log "diffusers $V"; else DIFF="--no-diffusers"; log "diffusers missing: ours alone"; fi
+REQ=(--tokenizer "$TOKENIZER" --prior-steps 20 --decoder-steps 10)
 
-# 1. bf16 against fp32, same weights, one guided step per stage at 1024x1024 (tolerance: see RESULTS.md).
-bench parity --device cuda --variant full --size 1024 --dtype bfloat16 --json "$OUT/parity.json"
-# 2. One guided step, bf16, 1024x1024, batch 1 and 4 images (2 and 8 rows with guidance), ours vs diffusers.
-for n in 1 4; do
-  bench steps --device cuda --variant full --size 1024 --dtype bfloat16 --images $n --repeats 5 $DIFF --json "$OUT/steps_b$n.json"
+for part in ${PARTS:-parity steps profile request compile offload}; do
+  case $part in
+    # bf16 against fp32, same weights, one guided step per stage (tolerance: RESULTS.md)
+    parity) bench parity 90 parity --json "$OUT/parity.json" ;;
+    # one guided step, batch 1 and 4 images (2 and 8 rows with guidance), ours and diffusers interleaved
+    steps) for n in 1 4; do bench "steps b$n" 90 steps --images $n --repeats 10 $DIFF --json "$OUT/steps_b$n.json"; done ;;
+    # where the batch-4 step's time goes, operator by operator
+    profile) bench "profile b4" 90 profile --images 4 $DIFF --json "$OUT/profile_b4.json" ;;
+    # the whole request: Stage C 20 steps guidance 4, Stage B 10 steps guidance 1.1
+    request) for n in 1 4; do bench "request b$n" 120 request --images $n --repeats 3 $DIFF "${REQ[@]}" --json "$OUT/request_b$n.json"; done ;;
+    # the studio's --compile: inductor, then inductor + CUDA graphs (compile time is in the log's timestamps)
+    compile)
+      bench "steps b4 compiled" 150 steps --images 4 --repeats 10 --no-diffusers --compile default --json "$OUT/steps_b4_compiled.json"
+      bench "request b4 compiled" 200 request --images 4 --repeats 3 --no-diffusers --compile reduce-overhead "${REQ[@]}" --json "$OUT/request_b4_compiled.json" ;;
+    # peak GPU memory and time of a request in each offload mode (README, "Memory")
+    offload) run offload 150 "$PY" bench/offload_memory.py --device "$DEVICE" --size "$SIZE" --variant $([ "$VARIANT" = full ] && echo full lite || echo "$VARIANT") ;;
+    *) log "unknown part $part" ;;
+  esac
 done
-if [ "${COMPILE:-0}" = 1 ]; then
-  bench steps --device cuda --variant full --size 1024 --dtype bfloat16 --images 4 --repeats 5 --no-diffusers \
-    --compile reduce-overhead --json "$OUT/steps_b4_compiled.json"
-fi
-# 3. The whole request: Stage C 20 steps guidance 4, Stage B 10 steps guidance 1.1, batch 1 and 4.
-for n in 1 4; do
-  bench request --tokenizer "${TOKENIZER:-../shared/reference/pipeline/tiny-cascade/tokenizer}" --device cuda --variant full --size 1024 --dtype bfloat16 --images $n --repeats 2 $DIFF \
-    --prior-steps 20 --decoder-steps 10 --json "$OUT/request_b$n.json"
-done
-# 4. Peak GPU memory and time of a request in each offload mode (README, "Memory"), full and lite.
-echo "+ python bench/offload_memory.py" | tee -a "$OUT/log.txt"
-timeout 300 "$PY" bench/offload_memory.py --variant full lite 2>>"$OUT/stderr.txt" | tee "$OUT/offload.md" | tee -a "$OUT/log.txt"
-echo "done: $OUT"
+log "done in $((SECONDS - START)) s: $OUT"

@@ -22,16 +22,17 @@ TOKENIZER = Path(__file__).resolve().parents[1].parent / "shared" / "reference" 
 PROMPT = "a photograph of a red fox in the snow"
 
 
-def random_model(variant: str, dtype: torch.dtype, device: torch.device, tokenizer=TOKENIZER) -> CascadeModel:
+def random_model(variant: str, dtype: torch.dtype, device: torch.device, tokenizer=TOKENIZER,
+                 compile: str = "none") -> CascadeModel:
     """A CascadeModel of the variant's architectures with random weights (Stage A and previewer: the released
     ones); `tiny` is the demo model."""
     if variant == "tiny":
-        return load_demo(str(device))
+        return load_demo(str(device), compile)
     nets = {stage: random_network(variant_network(stage, variant if stage.startswith(("stage_c", "stage_b")) else "full"),
                                   dtype, device, seed=k)
             for k, stage in enumerate(("stage_c", "stage_b", "stage_a", "previewer"))}
     return CascadeModel(name=f"random {variant}", **nets, text_encoder=random_text_encoder(dtype, device, tokenizer),
-                        device=device, dtype=dtype, variant=variant)
+                        device=device, dtype=dtype, variant=variant, compile=compile)
 
 
 def ours(model: CascadeModel, request: GenerationRequest) -> dict:

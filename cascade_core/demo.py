@@ -61,8 +61,8 @@ def _demo_text_model(vocab_size: int, width: int, generator: torch.Generator):
     return randomize_(CLIPTextModelWithProjection(config), generator).eval()
 
 
-def load_demo(device: str = "cpu") -> CascadeModel:
-    """The tiny demo model in float32."""
+def load_demo(device: str = "cpu", compile: str = "none") -> CascadeModel:
+    """The tiny demo model in float32 (compile: as `loading.load`'s)."""
     generator = torch.Generator().manual_seed(DEMO_SEED)
     torch_device = resolve_device(device)
     networks = {stage: randomize_(build(presets["tiny"]), generator).to(torch_device).requires_grad_(False)
@@ -73,4 +73,4 @@ def load_demo(device: str = "cpu") -> CascadeModel:
     text_model = _demo_text_model(len(tokenizer), width, generator).to(torch_device)
     return CascadeModel(name="demo (random weights: noise)", **networks,
                         text_encoder=TextEncoder(tokenizer, text_model),
-                        device=torch_device, dtype=torch.float32, variant="tiny")
+                        device=torch_device, dtype=torch.float32, variant="tiny", compile=compile)

@@ -27,6 +27,7 @@ class StageProgress:
     total: int
     elapsed: float  # seconds since the request started
     previews: tuple[Image, ...] = ()  # every few steps: Stage C previews or decoded Stage B intermediates
+    preview_step: int = 0  # the step the previews show (on a GPU they arrive a step or two later); 0: none
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,43 @@ PLAIN_KEYS = ("prompt", "negative_prompt", "seed", "width", "height", "prior_ste
               "decoder_steps", "decoder_guidance", "model", "version")
 
 
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] → (B, H, W, 3) uint8 on the same device; pixel = round(value · 255)."""
+    pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous()  # (B, H, W, 3)
+
+
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """(B, 3, H, W) in [0, 1] → RGB images; pixel = round(value · 255)."""
-    pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
-    return [Image.fromarray(p, mode="RGB") for p in pixels]
+    return [Image.fromarray(p, mode="RGB") for p in _pixels(images).cpu().numpy()]
+
+
+class PendingImages:
+    """Images on their way to host memory, so that a sampling loop need not wait for them.
+
+    On a CUDA device the copy into pinned memory is queued behind the work already queued, and
+    `ready()` asks a CUDA event, without waiting, whether it has landed; elsewhere the images
+    are on the host at once. `step` is the sampler step they show.
+    """
+
+    def __init__(self, images: torch.Tensor, step: int):
+        pixels, self.step, self.done = _pixels(images), step, None
+        if pixels.is_cuda:
+            self.host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+            self.host.copy_(pixels, non_blocking=True)
+            self.done = torch.cuda.Event()
+            self.done.record()
+        else:
+            self.host = pixels.cpu()
+
+    def ready(self) -> bool:
+        return self.done is None or self.done.query()
+
+    def images(self) -> list[Image.Image]:
+        """The RGB images (waits for the copy if it has not landed yet)."""
+        if self.done is not None:
+            self.done.synchronize()
+        return [Image.fromarray(p, mode="RGB") for p in self.host.numpy()]
 
 
 def a1111_parameters(settings: dict) -> str:

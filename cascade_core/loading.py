@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from . import hub, memory
+from .compiling import COMPILE_MODES
 from .config import PRESETS, STAGES
 from .devices import resolve_device, resolve_dtype, supports_bfloat16
 from .errors import ModelLoadError, first_line
@@ -189,7 +190,7 @@ def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype, ru
 
 def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "auto", variant: str = "auto",
          offload: str = "none", weights: str = "bf16", revision: str | None = None, force_float16: bool = False,
-         progress: Progress | None = None) -> CascadeModel:
+         compile: str = "none", progress: Progress | None = None) -> CascadeModel:
     """Load a model folder, or a hub repository (downloaded into the HF cache), onto a device.
 
     variant: full, lite, or auto (the largest that fits the device's memory).
@@ -197,6 +198,8 @@ def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "a
         Stage C only gets with force_float16 (its activations overflow; it runs in bfloat16 or float32).
     offload: none, model or sequential (README, "Memory"): what stays on the device between stages.
     weights: which released files a hub download takes, bf16 (half the download) or fp32.
+    compile: torch.compile mode of the per-step calls (compiling.py): none, default, reduce-overhead
+        (CUDA graphs on GPUs) or max-autotune. The first request of each size compiles.
     progress: receives one line per step (download, each network, the summary).
     """
     say = progress or (lambda message: None)
@@ -209,6 +212,10 @@ def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "a
         raise ModelLoadError(f"unknown variant {variant!r}; use {', '.join(VARIANTS)}")
     if offload not in memory.OFFLOAD_MODES:
         raise ModelLoadError(f"unknown offload mode {offload!r}; use {', '.join(memory.OFFLOAD_MODES)}")
+    if compile not in COMPILE_MODES:
+        raise ModelLoadError(f"unknown compile mode {compile!r}; use {', '.join(COMPILE_MODES)}")
+    if compile != "none" and offload != "none" and torch_device.type != "cpu":
+        raise ModelLoadError("compile needs --offload none: compiled steps keep their weights on the device")
     if offload != "none" and torch_device.type == "cpu":
         say(f"offload {offload} has no effect on the CPU, where every network already is in host memory")
         offload = "none"
@@ -236,6 +243,7 @@ def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "a
     return CascadeModel(
         name=str(source) if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
         device=torch_device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
+        compile=compile,
     )
 
 

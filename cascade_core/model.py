@@ -1,10 +1,12 @@
 """A loaded Stable Cascade: its four networks and text encoder on one device, in one dtype."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
+from .compiling import step_function
 from .models import Previewer, StageA, StageB, StageC
 from .offload import Placement
 from .text import TextEncoder
@@ -33,10 +35,15 @@ class CascadeModel:
     variant: str = "custom"  # "full", "lite", "tiny", or "custom" sizes from a cascade.json
     load_report: tuple[LoadedNetwork, ...] = ()
     placement: Placement | None = None  # None: everything stays on `device` (offload none)
+    compile: str = "none"  # torch.compile mode of the per-step calls (compiling.py)
+    steps: dict[str, Callable] = field(init=False, repr=False)  # stage_c / stage_b → their step call
 
     def __post_init__(self):
         if self.placement is None:
             self.placement = Placement(self.networks(), self.device, "none")
+        if self.compile != "none" and self.placement.mode != "none":
+            raise ValueError("compiling needs the networks to stay on the device: use offload none to compile")
+        self.steps = {stage: step_function(getattr(self, stage), self.compile) for stage in ("stage_c", "stage_b")}
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """The text encoder's transformer and the four networks, by stage name, in running order."""

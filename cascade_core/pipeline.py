@@ -18,7 +18,7 @@ import torch
 from . import sampling
 from .devices import synchronize
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
-from .images import to_pil
+from .images import PendingImages, to_pil
 from .model import CascadeModel
 from .request import GenerationRequest
 from .version import __version__
@@ -44,16 +44,17 @@ def image_settings(model: CascadeModel, request: GenerationRequest, k: int) -> d
 
 class _Run:
     """A network in its dtype behind the sampler's prepare/step calls; steps return fp32, so the
-    sampler's arithmetic stays fp32. `fixed` are extra prepare arguments (Stage B's latent size)."""
+    sampler's arithmetic stays fp32. `step` is the network's step call, compiled or not
+    (CascadeModel.steps); `fixed` are extra prepare arguments (Stage B's latent size)."""
 
-    def __init__(self, net: torch.nn.Module, dtype: torch.dtype, **fixed):
-        self.net, self.dtype, self.fixed = net, dtype, fixed
+    def __init__(self, net: torch.nn.Module, step, **fixed):
+        self.net, self.dtype, self.step_call, self.fixed = net, _dtype(net), step, fixed
 
     def prepare(self, **cond):
         return self.net.prepare(**{k: v.to(self.dtype) for k, v in cond.items()}, **self.fixed)
 
     def step(self, x, r, prepared):
-        return self.net.step(x.to(self.dtype), r, prepared).float()
+        return self.step_call(x.to(self.dtype), r, prepared).float()
 
 
 def _dtype(net: torch.nn.Module) -> torch.dtype:
@@ -115,7 +116,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     previewer = lambda latent: model.previewer(latent.to(_dtype(model.previewer))).float()
     place.activate("stage_c", then="stage_b")
     with place.compute():  # the text keys and values, once per request
-        denoise = sampling.guided(_Run(model.stage_c, _dtype(model.stage_c)), cond, uncond, request.prior_guidance)
+        denoise = sampling.guided(_Run(model.stage_c, model.steps["stage_c"]), cond, uncond, request.prior_guidance)
     latent_c = yield from _sample("stage_c", denoise, request.prior_steps, STAGE_C_SHIFT, shape_c, generators,
                                   device, clock, stopped, preview_every, previewer, place.compute)
     if latent_c is None:
@@ -133,7 +134,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     uncond = {"effnet": torch.zeros_like(latent_c), "clip": batch(negative.clip_text_pooled)}
     place.activate("stage_b")
     with place.compute():
-        denoise = sampling.guided(_Run(model.stage_b, _dtype(model.stage_b), size=shape_b[1:]), cond, uncond,
+        denoise = sampling.guided(_Run(model.stage_b, model.steps["stage_b"], size=shape_b[1:]), cond, uncond,
                                   request.decoder_guidance)
     decoder = lambda latent: model.stage_a.decode(latent.to(_dtype(model.stage_a))).float()
     latent_b = yield from _sample("stage_b", denoise, request.decoder_steps, STAGE_B_SHIFT, shape_b, generators,
@@ -164,19 +165,28 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
 def _sample(stage, denoise, steps, shift, shape, generators, device, clock, stopped, every, show, compute):
     """Run one stage's sampler, yielding progress; returns the final latent, or None if stopped.
 
+    Every `every` steps `show` makes images of the current estimate x0; they reach the host
+    without stalling the loop (images.PendingImages) and ride on the first progress event
+    after they land.
+
     compute: the context every block of network calls runs in (inference mode, weight streaming).
     """
     with compute():
         schedule = sampling.cosine_schedule(steps, shift)
         noise = sampling.draw_noise(generators, shape, steps + 1).to(device)
         states = sampling.ddpm_sample(denoise, schedule, noise)
-    x = None
+    x, pending = None, None
     for step in range(1, steps + 1):
         if stopped():
             yield Cancelled(stage, step - 1, clock.elapsed())
             return None
         with compute():
             x, x0 = next(states)
-            previews = tuple(to_pil(show(x0).clamp(0, 1))) if every and step % every == 0 and step < steps else ()
-        yield StageProgress(stage, step, steps, clock.elapsed(), previews)
+            if every and step % every == 0 and step < steps:
+                pending = PendingImages(show(x0), step)  # queued behind this step; the loop goes on
+        shown = None
+        if pending is not None and (pending.ready() or step == steps):
+            shown, pending = pending, None
+        previews = tuple(shown.images()) if shown else ()
+        yield StageProgress(stage, step, steps, clock.elapsed(), previews, shown.step if shown else 0)
     return x

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cascade_core.images import a1111_parameters, read_settings, save_png, to_pil
+from cascade_core.images import PendingImages, a1111_parameters, read_settings, save_png, to_pil
 
 SETTINGS = {"prompt": "a fox, ünïcode ✓", "negative_prompt": "blurry", "seed": 42, "width": 384, "height": 256,
             "prior_steps": 20, "prior_guidance": 4.0, "decoder_steps": 10, "decoder_guidance": 1.1,
@@ -38,3 +38,10 @@ def test_a1111_parameters_format():
 def test_png_without_settings_reads_empty(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
     assert read_settings(tmp_path / "plain.png") == {}
+
+
+def test_pending_images_on_the_cpu_are_ready_at_once_and_equal_to_pil():
+    images = torch.rand(2, 3, 8, 6, generator=torch.Generator().manual_seed(0))
+    pending = PendingImages(images, step=4)
+    assert pending.ready() and pending.step == 4
+    assert [np.array(i).tolist() for i in pending.images()] == [np.array(i).tolist() for i in to_pil(images)]

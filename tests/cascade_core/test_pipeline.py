@@ -55,12 +55,36 @@ def test_events_arrive_in_order_with_previews(tiny_model):
     c_steps = [e for e in events if isinstance(e, cc.StageProgress) and e.stage == "stage_c"]
     assert [len(e.previews) for e in c_steps] == [0, 1, 0, 0]  # every 2 steps, none at the end
     assert [e.step for e in c_steps] == [1, 2, 3, 4]
+    assert [e.preview_step for e in c_steps] == [0, 2, 0, 0]
     assert events[5].previews[0].size == (6 * 8, 6 * 8)  # previewer: 8× the 6×6 Stage C latent
     b_steps = [e for e in events if isinstance(e, cc.StageProgress) and e.stage == "stage_b"]
     assert b_steps[1].previews[0].size == (256, 256)
     done = events[-1]
     assert set(done.timings) == {"text", "stage_c", "preview", "stage_b", "stage_a", "total"}
     assert done.settings[0]["seed"] == 3 and done.settings[0]["model"] == "tiny-cascade"
+
+
+@pytest.mark.parametrize("late_by, expected", [
+    (1, [(3, 2), (5, 4)]),  # each lands one step after it was made
+    (99, [(6, 4)]),  # none lands while sampling: the newest is handed over with the last step
+])
+def test_previews_ride_on_the_first_step_after_they_land(tiny_model, monkeypatch, late_by, expected):
+    """On a GPU a preview's copy to the host is queued behind the sampler's work; the loop never
+    waits for it (images.PendingImages.ready is the CUDA event's query, simulated here)."""
+    from cascade_core.images import PendingImages
+
+    asked = {}
+
+    def ready(self):
+        asked[id(self)] = asked.get(id(self), 0) + 1
+        return asked[id(self)] > late_by
+
+    monkeypatch.setattr(PendingImages, "ready", ready)
+    request = cc.GenerationRequest("a red fox", width=256, height=256, seed=3, prior_steps=6, decoder_steps=1)
+    events = list(cc.generate(tiny_model, request, preview_every=2, decode_every=0))
+    c_steps = [e for e in events if isinstance(e, cc.StageProgress) and e.stage == "stage_c"]
+    assert [(e.step, e.preview_step) for e in c_steps if e.previews] == expected
+    assert all(e.preview_step == 0 for e in c_steps if not e.previews)
 
 
 def test_each_image_of_a_batch_can_be_remade_alone(tiny_model, pipeline_cases):
