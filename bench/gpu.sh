@@ -4,7 +4,7 @@
 # side; a CLIP tokenizer folder (TOKENIZER=dir, default the reference's tiny-cascade one) for requests.
 # Usage: bench/gpu.sh [OUT_DIR]
 #   PYTHON=…     the interpreter (default .venv/bin/python)
-#   PARTS="…"    which parts, in order (default: parity steps profile request compile offload)
+#   PARTS="…"    which parts, in order (default: parity steps request4 profile compile4 request1 compile1 offload)
 #   DEADLINE=s   start no command after this many seconds (default 450); each gets at most what is left
 #   DEVICE=cuda VARIANT=full SIZE=1024 DTYPE=bfloat16   (DEVICE=cpu VARIANT=tiny SIZE=256 checks the script)
 set -uo pipefail
@@ -36,7 +36,7 @@ DIFF=""
 if V=$("$PY" -c "import diffusers; print(diffusers.__version__)" 2>/dev/null); then log "diffusers $V"; else DIFF="--no-diffusers"; log "diffusers missing: ours alone"; fi
 REQ=(--tokenizer "$TOKENIZER" --prior-steps 20 --decoder-steps 10)
 
-for part in ${PARTS:-parity steps profile request compile offload}; do
+for part in ${PARTS:-parity steps request4 profile compile4 request1 compile1 offload}; do
   case $part in
     # bf16 against fp32, same weights, one guided step per stage (tolerance: RESULTS.md)
     parity) bench parity 90 parity --json "$OUT/parity.json" ;;
@@ -44,12 +44,10 @@ for part in ${PARTS:-parity steps profile request compile offload}; do
     steps) for n in 1 4; do bench "steps b$n" 90 steps --images $n --repeats 10 $DIFF --json "$OUT/steps_b$n.json"; done ;;
     # where the batch-4 step's time goes, operator by operator
     profile) bench "profile b4" 90 profile --images 4 $DIFF --json "$OUT/profile_b4.json" ;;
-    # the whole request: Stage C 20 steps guidance 4, Stage B 10 steps guidance 1.1
-    request) for n in 1 4; do bench "request b$n" 120 request --images $n --repeats 3 $DIFF "${REQ[@]}" --json "$OUT/request_b$n.json"; done ;;
-    # the studio's --compile: inductor, then inductor + CUDA graphs (compile time is in the log's timestamps)
-    compile)
-      bench "steps b4 compiled" 150 steps --images 4 --repeats 10 --no-diffusers --compile default --json "$OUT/steps_b4_compiled.json"
-      bench "request b4 compiled" 200 request --images 4 --repeats 3 --no-diffusers --compile reduce-overhead "${REQ[@]}" --json "$OUT/request_b4_compiled.json" ;;
+    # the whole request: Stage C 20 steps guidance 4, Stage B 10 steps guidance 1.1, eager or with the
+    # studio's --compile default (the warm-up run compiles; the log's timestamps give the compile time)
+    request1|request4) n=${part#request}; bench "request b$n" 120 request --images $n --repeats 3 $DIFF "${REQ[@]}" --json "$OUT/request_b$n.json" ;;
+    compile1|compile4) n=${part#compile}; bench "request b$n compiled" 200 request --images $n --repeats 3 $DIFF --compile default "${REQ[@]}" --json "$OUT/request_b${n}_compiled.json" ;;
     # peak GPU memory and time of a request in each offload mode (README, "Memory")
     offload) run offload 150 "$PY" bench/offload_memory.py --device "$DEVICE" --size "$SIZE" --variant $([ "$VARIANT" = full ] && echo full lite || echo "$VARIANT") ;;
     *) log "unknown part $part" ;;

@@ -41,7 +41,7 @@ def diffusers_call(twin, inputs: dict):
                       clip_img=inputs["clip_img"])
     else:
         kwargs = dict(clip_text_pooled=inputs["clip"], effnet=inputs["effnet"])
-    return lambda r: twin(x, r, **kwargs, return_dict=False)[0]
+    return lambda r: twin(x, r.to(x.dtype), **kwargs, return_dict=False)[0]  # r in the network dtype, as their pipelines pass it
 
 
 def meta_flops(net, images: int, latent: tuple[int, int], with_diffusers: bool) -> dict:
