@@ -1,7 +1,8 @@
-"""`python -m bench steps|request|parity|profile …`: print a table, write JSON.
+"""`python -m bench steps|request|parity|profile|traffic …`: print a table, write JSON.
 
 steps: one guided step per stage, ours and diffusers', interleaved; FLOPs, TFLOP/s, share of
-the measured matmul peak. profile: where a step's time goes, operator by operator. request: a whole request, per stage, against diffusers' pipelines.
+the measured matmul peak. profile: where a step's time goes, operator by operator. traffic: the
+bytes each operator of a step moves (counted on the meta device: no weights, no device needed). request: a whole request, per stage, against diffusers' pipelines.
 parity: one step in a low-precision dtype against float32."""
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import torch
 
 from cascade_core.compiling import COMPILE_MODES, step_function
 from cascade_core.devices import DTYPES, resolve_device
+from cascade_core.models.linear import set_packing
 from cascade_core.pipeline import latent_shapes
 from cascade_core.request import GenerationRequest
 
 from . import measure
 from .networks import random_network, variant_network
 from .breakdown import print_profile, profile_step
+from .traffic import print_traffic, step_traffic
 from .request import PROMPT, TOKENIZER, compare_request, random_model
 from .steps import compare_step, conditions, our_call
 
@@ -56,6 +59,7 @@ def run_steps(args, device, dtype) -> dict:
     model = _loaded(args) if args.model else None
     for stage in args.stages:
         net = getattr(model, stage) if model else random_network(variant_network(stage, args.variant), dtype, device)
+        set_packing(net, args.packing and args.compile == "none")  # as CascadeModel does
         step_fn = step_function(net, args.compile) if args.compile != "none" else None
         row = compare_step(net, args.images, latents[stage], args.repeats, args.diffusers, step_fn, args.warmup)
         row["tflops"] = row["flops"] / row["times"]["ours"]["median_s"] / 1e12
@@ -73,11 +77,22 @@ def run_profile(args, device, dtype) -> dict:
     result = {}
     for stage in args.stages:
         net = random_network(variant_network(stage, args.variant), dtype, device)
+        set_packing(net, args.packing and args.compile == "none")
         step_fn = step_function(net, args.compile) if args.compile != "none" else None
         result[stage] = profile_step(net, args.images, latents[stage], args.diffusers, step_fn)
         print_profile(stage, result[stage])
         del net
     return {"profile": result}
+
+
+def run_traffic(args, device, dtype) -> dict:
+    shape_c, shape_b = latent_shapes(args.size, args.size)
+    latents = {"stage_c": _latent(args.c_latent, shape_c[1:]), "stage_b": _latent(args.b_latent, shape_b[1:])}
+    result = {}
+    for stage in args.stages:
+        result[stage] = step_traffic(variant_network(stage, args.variant), args.images, latents[stage], dtype)
+        print_traffic(stage, result[stage])
+    return {"traffic": result}
 
 
 def _speedups(result: dict) -> str:
@@ -99,6 +114,9 @@ def print_steps(result: dict) -> None:
 
 def run_request(args, device, dtype) -> dict:
     model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer, args.compile)
+    if not args.packing:
+        for net in (model.stage_c, model.stage_b):
+            set_packing(net, False)
     request = GenerationRequest(PROMPT, seed=0, width=args.size, height=args.size, prior_steps=args.prior_steps,
                                 decoder_steps=args.decoder_steps, num_images=args.images)
     return compare_request(model, request, args.repeats, args.diffusers, args.warmup)
@@ -132,7 +150,7 @@ def run_parity(args, device, dtype) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["steps", "request", "parity", "profile"])
+    parser.add_argument("what", choices=["steps", "request", "parity", "profile", "traffic"])
     parser.add_argument("--variant", default="lite", help="full, lite or tiny (random weights of that architecture)")
     parser.add_argument("--model", help="a Stable Cascade folder: time its real weights (same speed as random ones)")
     parser.add_argument("--size", type=int, default=1024, help="image width and height in pixels")
@@ -148,6 +166,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-diffusers", dest="diffusers", action="store_false", help="time ours alone")
     parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
                         help="torch.compile mode of our per-step calls, as the studio's --compile")
+    parser.add_argument("--no-packing", dest="packing", action="store_false",
+                        help="float32 CPU: plain F.linear instead of MKL-packed weights (models/linear.py)")
     parser.add_argument("--prior-steps", type=int, default=20)
     parser.add_argument("--decoder-steps", type=int, default=10)
     parser.add_argument("--tolerance", type=float, default=3e-2, help="parity: largest relative error allowed")
@@ -165,6 +185,8 @@ def main(argv=None) -> int:
     elif args.what == "request":
         result.update(run_request(args, device, dtype))
         print_request(result)
+    elif args.what == "traffic":
+        result.update(run_traffic(args, device, dtype))
     elif args.what == "profile":
         result.update(run_profile(args, device, dtype))
     else:

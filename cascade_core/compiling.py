@@ -12,10 +12,13 @@ later runs. `reduce-overhead` also records the blocks as CUDA graphs.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from .request import GenerationRequest
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 RECOMPILE_LIMIT = 64  # compiled variants per block class: levels × shapes × batch sizes
@@ -40,3 +43,17 @@ def step_function(net: torch.nn.Module, mode: str) -> Callable:
             for block in level:
                 block.compile(mode=None if mode == "default" else mode, dynamic=False)
     return net.step
+
+
+def warm_up(model, request=None) -> float:
+    """Run a short request (3 + 3 steps; default: one 1024×1024 image) so that a compiled model
+    compiles its blocks for that size and batch, or reads them from the disk cache, before the
+    first real request; returns the seconds it took."""
+    from .pipeline import generate  # here: the pipeline imports the model, which imports this module
+
+    start = time.perf_counter()
+    request = request or GenerationRequest("warm-up", seed=0)
+    short = GenerationRequest(**{**request.to_dict(), "prior_steps": 3, "decoder_steps": 3})
+    for _ in generate(model, short, preview_every=0, decode_every=0):
+        pass
+    return time.perf_counter() - start

@@ -28,6 +28,7 @@ from .devices import resolve_device, resolve_dtype, supports_bfloat16
 from .errors import ModelLoadError, first_line
 from .model import CascadeModel, LoadedNetwork
 from .models import build
+from .models.linear import packed_bytes
 from .offload import Placement
 from .text import TextEncoder
 from .units import format_bytes
@@ -240,11 +241,27 @@ def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "a
     say(f"loaded in {sum(item.seconds for item in report):.1f} s on {torch_device}, "
         f"{format_bytes(sum(item.bytes for item in report))} of weights")
     placement = Placement({"text_encoder": text_encoder.model, **networks}, torch_device, offload)
+    cpu_packing = _room_to_pack(networks, torch_device, say)
     return CascadeModel(
         name=str(source) if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
         device=torch_device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
-        compile=compile,
+        compile=compile, cpu_packing=cpu_packing,
     )
+
+
+def _room_to_pack(networks: dict[str, torch.nn.Module], device: torch.device, say: Progress) -> bool:
+    """Whether the host has memory for Stage C's and Stage B's MKL-packed weights (models/linear.py):
+    float32 steps on the CPU run 1.2–1.9× faster with them."""
+    stages = ("stage_c", "stage_b")
+    if device.type != "cpu" or any(next(networks[s].parameters()).dtype != torch.float32 for s in stages):
+        return False
+    extra = sum(packed_bytes(networks[stage]) for stage in stages)
+    free = memory.host_available_bytes()
+    if free < extra + memory.ACTIVATION_MARGIN:
+        say(f"not packing the weights for the CPU's matrix library: it needs {format_bytes(extra)} more memory "
+            f"and {format_bytes(free)} is free; steps run about 1.3× slower without it")
+        return False
+    return True
 
 
 def stage_dtypes(dtype: torch.dtype, device: torch.device, force_float16: bool, say: Progress) -> dict[str, torch.dtype]:

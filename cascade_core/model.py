@@ -8,6 +8,7 @@ import torch
 
 from .compiling import step_function
 from .models import Previewer, StageA, StageB, StageC
+from .models.linear import set_packing
 from .offload import Placement
 from .text import TextEncoder
 
@@ -36,6 +37,7 @@ class CascadeModel:
     load_report: tuple[LoadedNetwork, ...] = ()
     placement: Placement | None = None  # None: everything stays on `device` (offload none)
     compile: str = "none"  # torch.compile mode of the per-step calls (compiling.py)
+    cpu_packing: bool = True  # float32 on the CPU: Stage C and B multiply by MKL-packed weights (models/linear.py)
     steps: dict[str, Callable] = field(init=False, repr=False)  # stage_c / stage_b → their step call
 
     def __post_init__(self):
@@ -44,6 +46,9 @@ class CascadeModel:
         if self.compile != "none" and self.placement.mode != "none":
             raise ValueError("compiling needs the networks to stay on the device: use offload none to compile")
         self.steps = {stage: step_function(getattr(self, stage), self.compile) for stage in ("stage_c", "stage_b")}
+        packing = self.cpu_packing and self.compile == "none" and self.device.type == "cpu"
+        for stage in ("stage_c", "stage_b"):
+            set_packing(getattr(self, stage), packing)
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """The text encoder's transformer and the four networks, by stage name, in running order."""

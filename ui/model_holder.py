@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import cascade_core as cc
+from cascade_core.compiling import warm_up
 
 from .markdown import md_escape
 
@@ -20,6 +21,7 @@ class ModelOptions:
     weights: str = "bf16"
     offload: str = "none"
     force_float16: bool = False
+    compile: str = "none"  # torch.compile mode of the denoising steps; the holder warms it up before "ready"
 
 
 class ModelHolder:
@@ -46,13 +48,18 @@ class ModelHolder:
         try:
             if o.demo:
                 self._say("building the built-in demo model")
-                self.model = cc.load_demo()
+                model = cc.load_demo(compile=o.compile)
             elif not o.path:
                 raise cc.ModelLoadError("No model given. Start with `python app.py --model REPO_OR_FOLDER`, "
                                         "or `python app.py --demo` to try the interface.")
             else:
-                self.model = cc.load(o.path, device=o.device, dtype=o.dtype, variant=o.variant, weights=o.weights,
-                                     offload=o.offload, force_float16=o.force_float16, progress=self._say)
+                model = cc.load(o.path, device=o.device, dtype=o.dtype, variant=o.variant, weights=o.weights,
+                                offload=o.offload, force_float16=o.force_float16, compile=o.compile, progress=self._say)
+            if o.compile != "none":
+                self._say("compiling the denoising steps for one 1024×1024 image (minutes the first time, "
+                          "seconds once the compiled kernels are cached on disk)")
+                self._say(f"compiled in {warm_up(model):.0f} s")
+            self.model = model
         except cc.ModelLoadError as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - shown in the page, not a traceback

@@ -12,6 +12,7 @@ from .. import hub
 from ..events import Finished, StageProgress, Started
 from ..images import save_png
 from ..loading import load
+from ..compiling import COMPILE_MODES
 from ..memory import OFFLOAD_MODES
 from ..pipeline import generate
 from ..request import GenerationRequest
@@ -44,6 +45,8 @@ def add_parser(commands) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="float16 keeps Stage C in bfloat16 (it overflows) unless --force-float16")
     p.add_argument("--force-float16", action="store_true", help="run Stage C in float16 too (may give NaN images)")
+    p.add_argument("--compile", default="none", choices=COMPILE_MODES,
+                   help="torch.compile the denoising steps (pays off over many steps or images; README, Speed)")
     p.add_argument("--output", required=True, type=Path, help="OUT.png; with --num-images K: OUT_0.png … OUT_{K-1}.png")
     p.add_argument("--save-tensors", type=Path, help="write latent_c, preview, latent_b, image of the first image")
     p.set_defaults(run=run)
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     transformers_logging.disable_progress_bar()  # our own progress lines say what is loading
     model = load(args.model, device=args.device, dtype=args.dtype, variant=args.variant, offload=args.offload,
                  weights=args.weights, revision=args.revision, force_float16=args.force_float16,
-                 progress=lambda m: print(m, file=sys.stderr))
+                 compile=args.compile, progress=lambda m: print(m, file=sys.stderr))
     bar = StageBar()
     events = generate(model, request, preview_every=0, decode_every=0, keep_tensors=args.save_tensors is not None)
     for event in events:

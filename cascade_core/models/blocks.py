@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import Linear, PackedWeight
+
 
 def layer_norm_2d(x: torch.Tensor) -> torch.Tensor:
     """LayerNorm over channels of an NCHW tensor, no affine, eps 1e-6 (official LayerNorm2d)."""
@@ -86,11 +88,11 @@ class ResBlock(nn.Module):
         super().__init__()
         self.depthwise = nn.Conv2d(c, c, kernel_size=kernel_size, padding=kernel_size // 2, groups=c)
         self.channelwise = nn.Sequential(
-            nn.Linear(c + c_skip, c * 4),
+            Linear(c + c_skip, c * 4),
             nn.GELU(),
             GlobalResponseNorm(c * 4),
             nn.Identity(),  # index 3 is the training-time Dropout of the released layout
-            nn.Linear(c * 4, c),
+            Linear(c * 4, c),
         )
 
     def prepare(self, clip: torch.Tensor) -> None:
@@ -112,7 +114,7 @@ class TimestepBlock(nn.Module):
 
     def __init__(self, c: int, c_timestep: int, conds: tuple[str, ...]):
         super().__init__()
-        self.mapper = nn.Linear(c_timestep, c * 2)
+        self.mapper = Linear(c_timestep, c * 2)
         self.conds = conds
         for name in conds:
             setattr(self, f"mapper_{name}", nn.Linear(c_timestep, c * 2))
@@ -139,7 +141,8 @@ class PackedAttention(nn.Module):
         self.nhead = nhead
         self.in_proj_weight = nn.Parameter(torch.empty(3 * c, c))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * c))
-        self.out_proj = nn.Linear(c, c)
+        self.out_proj = Linear(c, c)
+        self.packing = PackedWeight()  # of in_proj_weight, for the per-step projection
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -159,10 +162,10 @@ class PackedAttention(nn.Module):
         c = x.shape[-1]
         k_text, v_text = text_kv
         if self_attn:
-            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = self.packing.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
             k, v = torch.cat([k, k_text], dim=1), torch.cat([v, v_text], dim=1)  # (B, N + T, C)
         else:
-            q, k, v = F.linear(x, self.in_proj_weight[:c], self.in_proj_bias[:c]), k_text, v_text
+            q, k, v = self.packing.linear(x, self.in_proj_weight[:c], self.in_proj_bias[:c]), k_text, v_text
         heads = lambda t: t.unflatten(-1, (self.nhead, -1)).transpose(1, 2)  # (B, heads, N, C/heads)
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
         out = out.transpose(1, 2).flatten(2)  # (B, N, C)

@@ -9,7 +9,14 @@ def test_defaults(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     args = app.parse_args([])
     assert (args.host, args.port, args.outputs, args.model, args.demo) == ("127.0.0.1", 7860, "outputs", "stabilityai/stable-cascade", False)
-    assert (args.variant, args.weights, args.offload) == ("auto", "bf16", "none")
+    assert (args.variant, args.weights, args.offload, args.compile) == ("auto", "bf16", "none", "none")
+
+
+def test_compile_modes(capsys):
+    assert app.parse_args(["--compile", "reduce-overhead"]).compile == "reduce-overhead"
+    with pytest.raises(SystemExit):
+        app.parse_args(["--compile", "fastest"])
+    assert "max-autotune" in capsys.readouterr().err
 
 
 def test_environment_and_flags(monkeypatch):

@@ -48,6 +48,19 @@ def test_pipeline_activates_each_stage_before_it_runs(monkeypatch):
     assert all(torch.equal(offloaded.tensors[k], reference.tensors[k]) for k in reference.tensors)
 
 
+class NoImages:
+    """Previews of meta tensors: nothing to copy to the host."""
+
+    def __init__(self, images, step):
+        self.step = step
+
+    def ready(self):
+        return True
+
+    def images(self):
+        return []
+
+
 def test_sequential_streaming_reaches_every_weight(monkeypatch):
     """Weights stay on the host; a run on another device (meta) fails on any weight not streamed."""
     model = fresh_model()
@@ -55,6 +68,7 @@ def test_sequential_streaming_reaches_every_weight(monkeypatch):
     networks = {k: v for k, v in model.networks().items() if k != "text_encoder"}  # its masks call .item()
     model.device, model.placement = meta, Placement(networks, meta, "sequential")
     monkeypatch.setattr(pipeline, "to_pil", lambda tensor: ())
+    monkeypatch.setattr(pipeline, "PendingImages", NoImages)
     assert final(model, keep_tensors=False, preview_every=1, decode_every=1).seeds == (3,)
     assert all(p.device.type == "cpu" for net in networks.values() for p in net.parameters())
 

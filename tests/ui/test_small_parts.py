@@ -53,3 +53,19 @@ def test_model_loads_in_the_background():
 def test_ui_and_app_never_import_torch():
     for path in [REPO / "app.py", *sorted((REPO / "ui").glob("*.py"))]:
         assert not re.search(r"^\s*(import torch|from torch)", path.read_text(), re.M), path
+
+
+def test_a_compiled_model_is_warmed_up_before_it_is_ready(monkeypatch):
+    import ui.model_holder
+
+    seen = []
+
+    def warm_up(model):
+        seen.append((model.compile, holder.ready))
+        return 42.0
+
+    monkeypatch.setattr(ui.model_holder, "warm_up", warm_up)
+    holder = ModelHolder(ModelOptions(demo=True, compile="default"))
+    holder.start()
+    assert holder.wait(120) and holder.ready and holder.error is None
+    assert seen == [("default", False)] and holder.message == "compiled in 42 s"
