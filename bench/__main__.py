@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from cascade_core.compiling import COMPILE_MODES, step_function
+from cascade_core.compiling import COMPILE_MODES, compile_blocks
 from cascade_core.devices import DTYPES, resolve_device
 from cascade_core.models.linear import set_packing
 from cascade_core.pipeline import latent_shapes
@@ -60,8 +60,8 @@ def run_steps(args, device, dtype) -> dict:
     for stage in args.stages:
         net = getattr(model, stage) if model else random_network(variant_network(stage, args.variant), dtype, device)
         set_packing(net, args.packing and args.compile == "none")  # as CascadeModel does
-        step_fn = step_function(net, args.compile) if args.compile != "none" else None
-        row = compare_step(net, args.images, latents[stage], args.repeats, args.diffusers, step_fn, args.warmup)
+        compile_blocks(net, args.compile)
+        row = compare_step(net, args.images, latents[stage], args.repeats, args.diffusers, args.warmup)
         row["tflops"] = row["flops"] / row["times"]["ours"]["median_s"] / 1e12
         row["fraction_of_matmul_peak"] = row["tflops"] * 1e12 / peak
         if device.type == "cpu":  # per unit of CPU time: what a shared machine's waiting does not dilute
@@ -78,8 +78,8 @@ def run_profile(args, device, dtype) -> dict:
     for stage in args.stages:
         net = random_network(variant_network(stage, args.variant), dtype, device)
         set_packing(net, args.packing and args.compile == "none")
-        step_fn = step_function(net, args.compile) if args.compile != "none" else None
-        result[stage] = profile_step(net, args.images, latents[stage], args.diffusers, step_fn)
+        compile_blocks(net, args.compile)
+        result[stage] = profile_step(net, args.images, latents[stage], args.diffusers)
         print_profile(stage, result[stage])
         del net
     return {"profile": result}

@@ -29,15 +29,14 @@ def _table(fn, device: torch.device, steps: int, rows: int) -> dict:
 
 
 @torch.inference_mode()
-def profile_step(net, images: int, latent: tuple[int, int], with_diffusers: bool, step_fn=None,
-                 steps: int = 3, rows: int = 25) -> dict:
+def profile_step(net, images: int, latent: tuple[int, int], with_diffusers: bool, steps: int = 3,
+                 rows: int = 25) -> dict:
     p = next(net.parameters())
     inputs = conditions(net, images, latent, p.dtype, p.device)
     prepare, x = our_call(net, inputs)
     r = torch.full((x.shape[0],), 0.5, device=p.device)
     prepared = prepare()
-    step = step_fn or net.step
-    result = {"ours": _table(lambda: step(x, r, prepared), p.device, steps, rows)}
+    result = {"ours": _table(lambda: net.step(x, r, prepared), p.device, steps, rows)}
     if with_diffusers:
         theirs = diffusers_call(diffusers_twin(net), inputs)
         result["diffusers"] = _table(lambda: theirs(r), p.device, steps, rows)

@@ -61,7 +61,7 @@ def meta_flops(net, images: int, latent: tuple[int, int], with_diffusers: bool) 
 
 @torch.inference_mode()
 def compare_step(net, images: int, latent: tuple[int, int], repeats: int, with_diffusers: bool,
-                 step_fn=None, warmup: int = 1) -> dict:
+                 warmup: int = 1) -> dict:
     """Times (interleaved, `repeats` each) of our step and diffusers' step; our prepare; FLOPs."""
     p = next(net.parameters())
     device, dtype = p.device, p.dtype
@@ -69,8 +69,7 @@ def compare_step(net, images: int, latent: tuple[int, int], repeats: int, with_d
     prepare, x = our_call(net, inputs)
     r = torch.full((x.shape[0],), 0.5, device=device)
     prepared = prepare()
-    step = step_fn or net.step
-    calls = {"ours": lambda: step(x, r, prepared)}
+    calls = {"ours": lambda: net.step(x, r, prepared)}
     flops = meta_flops(net, images, latent, with_diffusers)
     result = {"latent": list(latent), "batch": x.shape[0], "flops": flops["ours"]}
     if with_diffusers:
@@ -82,7 +81,7 @@ def compare_step(net, images: int, latent: tuple[int, int], repeats: int, with_d
     result["times"] = measure.interleaved(calls, device, repeats, warmup)
     result["peak_memory_bytes"] = measure.peak_memory_bytes(device)
     if with_diffusers:
-        out_ours, out_theirs = step(x, r, prepared).double(), theirs(r).double()
+        out_ours, out_theirs = net.step(x, r, prepared).double(), theirs(r).double()
         result["relative_difference_to_diffusers"] = ((out_ours - out_theirs).norm() / out_theirs.norm()).item()
         result["speedup_vs_diffusers"] = measure.speedups(result["times"])
     return result

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -30,19 +29,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CASCADE_COMPILE_CACHE", default))
 
 
-def step_function(net: torch.nn.Module, mode: str) -> Callable:
-    """`net.step`, with every block of its levels compiled by torch.compile in `mode` unless it is
-    `none`. Compiling is lazy: the first step of each shape compiles."""
+def compile_blocks(net: torch.nn.Module, mode: str) -> None:
+    """torch.compile every block of `net`'s levels in `mode`, in place (`none`: leave them eager).
+    Compiling is lazy: the first step of each shape compiles."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
-    if mode != "none":
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir()))
-        dynamo = torch._dynamo.config
-        dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
-        for level in (*net.down_blocks, *net.up_blocks):
-            for block in level:
-                block.compile(mode=None if mode == "default" else mode, dynamic=False)
-    return net.step
+    if mode == "none":
+        return
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir()))
+    dynamo = torch._dynamo.config
+    dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
+    for level in (*net.down_blocks, *net.up_blocks):
+        for block in level:
+            block.compile(mode=None if mode == "default" else mode, dynamic=False)
 
 
 def warm_up(model, request=None) -> float:

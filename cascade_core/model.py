@@ -1,12 +1,11 @@
 """A loaded Stable Cascade: its four networks and text encoder on one device, in one dtype."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 
-from .compiling import step_function
+from .compiling import compile_blocks
 from .models import Previewer, StageA, StageB, StageC
 from .models.linear import set_packing
 from .offload import Placement
@@ -36,19 +35,18 @@ class CascadeModel:
     variant: str = "custom"  # "full", "lite", "tiny", or "custom" sizes from a cascade.json
     load_report: tuple[LoadedNetwork, ...] = ()
     placement: Placement | None = None  # None: everything stays on `device` (offload none)
-    compile: str = "none"  # torch.compile mode of the per-step calls (compiling.py)
+    compile: str = "none"  # torch.compile mode of Stage C's and Stage B's blocks (compiling.py)
     cpu_packing: bool = True  # float32 on the CPU: Stage C and B multiply by MKL-packed weights (models/linear.py)
-    steps: dict[str, Callable] = field(init=False, repr=False)  # stage_c / stage_b → their step call
 
     def __post_init__(self):
         if self.placement is None:
             self.placement = Placement(self.networks(), self.device, "none")
         if self.compile != "none" and self.placement.mode != "none":
             raise ValueError("compiling needs the networks to stay on the device: use offload none to compile")
-        self.steps = {stage: step_function(getattr(self, stage), self.compile) for stage in ("stage_c", "stage_b")}
         packing = self.cpu_packing and self.compile == "none" and self.device.type == "cpu"
-        for stage in ("stage_c", "stage_b"):
-            set_packing(getattr(self, stage), packing)
+        for net in (self.stage_c, self.stage_b):
+            compile_blocks(net, self.compile)
+            set_packing(net, packing)
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """The text encoder's transformer and the four networks, by stage name, in running order."""

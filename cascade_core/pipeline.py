@@ -44,17 +44,16 @@ def image_settings(model: CascadeModel, request: GenerationRequest, k: int) -> d
 
 class _Run:
     """A network in its dtype behind the sampler's prepare/step calls; steps return fp32, so the
-    sampler's arithmetic stays fp32. `step` is the network's step call, compiled or not
-    (CascadeModel.steps); `fixed` are extra prepare arguments (Stage B's latent size)."""
+    sampler's arithmetic stays fp32. `fixed` are extra prepare arguments (Stage B's latent size)."""
 
-    def __init__(self, net: torch.nn.Module, step, **fixed):
-        self.net, self.dtype, self.step_call, self.fixed = net, _dtype(net), step, fixed
+    def __init__(self, net: torch.nn.Module, **fixed):
+        self.net, self.dtype, self.fixed = net, _dtype(net), fixed
 
     def prepare(self, **cond):
         return self.net.prepare(**{k: v.to(self.dtype) for k, v in cond.items()}, **self.fixed)
 
     def step(self, x, r, prepared):
-        return self.step_call(x.to(self.dtype), r, prepared).float()
+        return self.net.step(x.to(self.dtype), r, prepared).float()
 
 
 def _dtype(net: torch.nn.Module) -> torch.dtype:
@@ -116,7 +115,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     previewer = lambda latent: model.previewer(latent.to(_dtype(model.previewer))).float()
     place.activate("stage_c", then="stage_b")
     with place.compute():  # the text keys and values, once per request
-        denoise = sampling.guided(_Run(model.stage_c, model.steps["stage_c"]), cond, uncond, request.prior_guidance)
+        denoise = sampling.guided(_Run(model.stage_c), cond, uncond, request.prior_guidance)
     latent_c = yield from _sample("stage_c", denoise, request.prior_steps, STAGE_C_SHIFT, shape_c, generators,
                                   device, clock, stopped, preview_every, previewer, place.compute)
     if latent_c is None:
@@ -134,7 +133,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     uncond = {"effnet": torch.zeros_like(latent_c), "clip": batch(negative.clip_text_pooled)}
     place.activate("stage_b")
     with place.compute():
-        denoise = sampling.guided(_Run(model.stage_b, model.steps["stage_b"], size=shape_b[1:]), cond, uncond,
+        denoise = sampling.guided(_Run(model.stage_b, size=shape_b[1:]), cond, uncond,
                                   request.decoder_guidance)
     decoder = lambda latent: model.stage_a.decode(latent.to(_dtype(model.stage_a))).float()
     latent_b = yield from _sample("stage_b", denoise, request.decoder_steps, STAGE_B_SHIFT, shape_b, generators,

@@ -21,11 +21,15 @@ class PackedWeight:
     """An MKL-packed copy of one weight, for one row count, remade when either changes."""
 
     def __init__(self):
-        self.enabled, self.key, self.packed = False, None, None
+        self.enabled, self.cached = False, (None, None)  # (rows, weight pointer, shape, version), packed weight
+
+    @property
+    def packed(self) -> torch.Tensor | None:
+        return self.cached[1]
 
     def applies(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
         return (self.enabled and MKL and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-                and not (torch.is_grad_enabled() and weight.requires_grad))
+                and x.numel() > 0 and not (torch.is_grad_enabled() and weight.requires_grad))
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """F.linear(x, weight, bias); by the packed weight where that applies."""
@@ -33,12 +37,14 @@ class PackedWeight:
             return F.linear(x, weight, bias)
         rows = x.numel() // x.shape[-1]
         key = (rows, weight.data_ptr(), weight.shape, weight._version)  # new rows, weights, or weights changed in place
-        if key != self.key:
-            self.packed, self.key = torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), rows), key
-        return torch.ops.mkl._mkl_linear(x, self.packed, weight, bias, rows)
+        cached_key, packed = self.cached  # one read: another thread may repack it meanwhile
+        if cached_key != key:
+            packed = torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), rows)
+            self.cached = (key, packed)
+        return torch.ops.mkl._mkl_linear(x, packed, weight, bias, rows)
 
     def release(self) -> None:
-        self.key, self.packed = None, None
+        self.cached = (None, None)
 
 
 class Linear(nn.Linear):

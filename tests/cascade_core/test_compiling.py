@@ -37,10 +37,12 @@ def blocks(net):
     return [block for level in (*net.down_blocks, *net.up_blocks) for block in level]
 
 
-def test_none_is_the_plain_step_and_unknown_modes_are_refused(tiny_model):
-    assert compiling.step_function(tiny_model.stage_c, "none") == tiny_model.stage_c.step
+def test_none_leaves_the_blocks_eager_and_unknown_modes_are_refused(recording):
+    net = cc.load_demo().stage_c
+    compiling.compile_blocks(net, "none")
+    assert recording.compiled == []
     with pytest.raises(ValueError, match="reduce-overhead"):
-        compiling.step_function(tiny_model.stage_c, "fast")
+        compiling.compile_blocks(net, "fast")
 
 
 @pytest.mark.parametrize("mode, expected", [("default", None), ("reduce-overhead", "reduce-overhead")])
@@ -48,7 +50,7 @@ def test_a_mode_compiles_every_block_with_static_shapes_and_a_disk_cache(recordi
     import os
 
     net = cc.load_demo().stage_b
-    assert compiling.step_function(net, mode) == net.step
+    compiling.compile_blocks(net, mode)
     assert [fn for fn, _ in recording.compiled] == [block._call_impl for block in blocks(net)]
     assert all(options == {"mode": expected, "dynamic": False} for _, options in recording.compiled)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
