@@ -38,3 +38,39 @@ def test_diffusers_twin_computes_the_same_function(name):
     r = torch.full((x.shape[0],), 0.3)
     ours, theirs = net.step(x, r, prepare()), diffusers_call(diffusers_twin(net), inputs)(r)
     assert ((ours - theirs).norm() / theirs.norm()).item() <= 1e-5
+
+
+@torch.inference_mode()
+def test_diffusers_twin_runs_in_bfloat16():
+    """Their networks take r in the network dtype, as their pipelines pass it (the bug of the first GPU run)."""
+    pytest.importorskip("diffusers")
+    from bench.steps import diffusers_call
+    from bench.networks import diffusers_twin
+
+    net = random_network("stage_b_tiny", torch.bfloat16, torch.device("cpu"))
+    inputs = conditions(net, 1, (16, 16), torch.bfloat16, "cpu")
+    x = inputs["x"]
+    r = torch.full((x.shape[0],), 0.5)
+    theirs = diffusers_call(diffusers_twin(net), inputs)(r)
+    assert theirs.dtype == torch.bfloat16 and theirs.shape == x.shape and theirs.isfinite().all()
+
+
+def test_profile_lists_operators_by_self_time(tmp_path, capsys):
+    out = tmp_path / "profile.json"
+    assert main(["profile", "--variant", "tiny", "--size", "256", "--no-diffusers", "--json", str(out)]) == 0
+    table = json.loads(out.read_text())["profile"]["stage_b"]["ours"]
+    times = [op["ms_per_step"] for op in table["operators"]]
+    assert times == sorted(times, reverse=True)
+    assert any(op["name"].endswith(("addmm", "_mkl_linear")) for op in table["operators"])  # packed on the CPU
+    assert "-- stage_b, ours" in capsys.readouterr().out
+
+
+def test_traffic_counts_bytes_as_a_gpu_runs_the_step(tmp_path):
+    out = tmp_path / "traffic.json"
+    assert main(["traffic", "--variant", "tiny", "--size", "256", "--dtype", "bfloat16", "--json", str(out)]) == 0
+    traffic = json.loads(out.read_text())["traffic"]
+    for stage in ("stage_c", "stage_b"):
+        ops = traffic[stage]["operators"]
+        assert ops["addmm"][0] > 0 and "linalg_vector_norm" in ops  # the GRN's fused norm, as on a GPU
+        assert not {"empty", "empty_like", "permute", "view"} & set(ops)  # allocations and views move nothing
+    assert traffic["stage_c"]["attention_calls"] > 0 and traffic["stage_c"]["attention_bytes"] > 0
