@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 
 from . import sampling
-from .devices import synchronize
+from .devices import synchronize, trim_host_heap
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
 from .images import PendingImages, to_pil
 from .model import CascadeModel
@@ -148,6 +148,8 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
         image = decoder(latent_b).clamp(0, 1)
     clock.mark("stage_a")
     clock.timings["total"] = clock.elapsed()
+    if device.type == "cpu":
+        trim_host_heap()  # the run's freed buffers back to the OS, so a long session's memory stays flat
     tensors = {}
     if keep_tensors:
         tensors = {k: v.float().cpu() for k, v in
