@@ -4,7 +4,7 @@
 # side; a CLIP tokenizer folder (TOKENIZER=dir, default the reference's tiny-cascade one) for requests.
 # Usage: bench/gpu.sh [OUT_DIR]
 #   PYTHON=…     the interpreter (default .venv/bin/python)
-#   PARTS="…"    which parts, in order (default: parity steps request4 profile compile4 request1 compile1 offload)
+#   PARTS="…"    which parts, in order (default: parity steps request4 compile4 profile request1 compile1 offload)
 #   DEADLINE=s   start no command after this many seconds (default 450); each gets at most what is left
 #   DEVICE=cuda VARIANT=full SIZE=1024 DTYPE=bfloat16   (DEVICE=cpu VARIANT=tiny SIZE=256 checks the script)
 set -uo pipefail
@@ -36,7 +36,7 @@ DIFF=""
 if V=$("$PY" -c "import diffusers; print(diffusers.__version__)" 2>/dev/null); then log "diffusers $V"; else DIFF="--no-diffusers"; log "diffusers missing: ours alone"; fi
 REQ=(--tokenizer "$TOKENIZER" --prior-steps 20 --decoder-steps 10)
 
-for part in ${PARTS:-parity steps request4 profile compile4 request1 compile1 offload}; do
+for part in ${PARTS:-parity steps request4 compile4 profile request1 compile1 offload}; do
   case $part in
     # bf16 against fp32, same weights, one guided step per stage (tolerance: RESULTS.md)
     parity) bench parity 90 parity --json "$OUT/parity.json" ;;
