@@ -26,11 +26,21 @@ from .networks import random_network, variant_network
 from .breakdown import print_profile, profile_step
 from .traffic import print_traffic, step_traffic
 from .request import PROMPT, TOKENIZER, compare_request, random_model
-from .steps import compare_step, conditions, our_call
+from .steps import compare_step, our_call, step_inputs
 
 
-def _latent(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
-    return tuple(int(v) for v in text.split("x")) if text else default
+def _latents(args) -> dict[str, tuple[int, int]]:
+    """Each stage's latent HxW: --c-latent / --b-latent, else those of a --size image."""
+    parse = lambda text, default: tuple(int(v) for v in text.split("x")) if text else default
+    shape_c, shape_b = latent_shapes(args.size, args.size)
+    return {"stage_c": parse(args.c_latent, shape_c[1:]), "stage_b": parse(args.b_latent, shape_b[1:])}
+
+
+def _as_the_studio_runs_it(net, args):
+    """Packed weights (float32 CPU) or compiled blocks, as CascadeModel sets them up."""
+    set_packing(net, args.packing and args.compile == "none")
+    compile_blocks(net, args.compile)
+    return net
 
 
 def _machine(device: torch.device) -> str:
@@ -52,15 +62,13 @@ def _loaded(args):
 
 
 def run_steps(args, device, dtype) -> dict:
-    shape_c, shape_b = latent_shapes(args.size, args.size)
-    latents = {"stage_c": _latent(args.c_latent, shape_c[1:]), "stage_b": _latent(args.b_latent, shape_b[1:])}
+    latents = _latents(args)
     peak = measure.matmul_peak(device, dtype)
     rows = {}
     model = _loaded(args) if args.model else None
     for stage in args.stages:
         net = getattr(model, stage) if model else random_network(variant_network(stage, args.variant), dtype, device)
-        set_packing(net, args.packing and args.compile == "none")  # as CascadeModel does
-        compile_blocks(net, args.compile)
+        _as_the_studio_runs_it(net, args)
         row = compare_step(net, args.images, latents[stage], args.repeats, args.diffusers, args.warmup)
         row["tflops"] = row["flops"] / row["times"]["ours"]["median_s"] / 1e12
         row["fraction_of_matmul_peak"] = row["tflops"] * 1e12 / peak
@@ -72,13 +80,10 @@ def run_steps(args, device, dtype) -> dict:
 
 
 def run_profile(args, device, dtype) -> dict:
-    shape_c, shape_b = latent_shapes(args.size, args.size)
-    latents = {"stage_c": _latent(args.c_latent, shape_c[1:]), "stage_b": _latent(args.b_latent, shape_b[1:])}
+    latents = _latents(args)
     result = {}
     for stage in args.stages:
-        net = random_network(variant_network(stage, args.variant), dtype, device)
-        set_packing(net, args.packing and args.compile == "none")
-        compile_blocks(net, args.compile)
+        net = _as_the_studio_runs_it(random_network(variant_network(stage, args.variant), dtype, device), args)
         result[stage] = profile_step(net, args.images, latents[stage], args.diffusers)
         print_profile(stage, result[stage])
         del net
@@ -86,8 +91,7 @@ def run_profile(args, device, dtype) -> dict:
 
 
 def run_traffic(args, device, dtype) -> dict:
-    shape_c, shape_b = latent_shapes(args.size, args.size)
-    latents = {"stage_c": _latent(args.c_latent, shape_c[1:]), "stage_b": _latent(args.b_latent, shape_b[1:])}
+    latents = _latents(args)
     result = {}
     for stage in args.stages:
         result[stage] = step_traffic(variant_network(stage, args.variant), args.images, latents[stage], dtype)
@@ -132,14 +136,11 @@ def print_request(result: dict) -> None:
 @torch.inference_mode()
 def run_parity(args, device, dtype) -> dict:
     """Relative error of one guided step in `dtype` against float32 on the same device and weights."""
-    shape_c, shape_b = latent_shapes(args.size, args.size)
-    latents = {"stage_c": _latent(args.c_latent, shape_c[1:]), "stage_b": _latent(args.b_latent, shape_b[1:])}
+    latents = _latents(args)
     errors = {}
     for stage in args.stages:
         net = random_network(variant_network(stage, args.variant), torch.float32, device)
-        inputs = conditions(net, args.images, latents[stage], torch.float32, device)
-        prepare, x = our_call(net, inputs)
-        r = torch.full((x.shape[0],), 0.5, device=device)
+        inputs, x, r, prepare = step_inputs(net, args.images, latents[stage], torch.float32, device)
         reference = net.step(x, r, prepare()).double()
         prepare, x = our_call(net.to(dtype), {k: v.to(dtype) for k, v in inputs.items()})
         out = net.step(x, r, prepare()).double()

@@ -6,7 +6,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from .networks import diffusers_twin
-from .steps import conditions, diffusers_call, our_call
+from .steps import diffusers_call, step_inputs
 
 
 def _table(fn, device: torch.device, steps: int, rows: int) -> dict:
@@ -32,9 +32,7 @@ def _table(fn, device: torch.device, steps: int, rows: int) -> dict:
 def profile_step(net, images: int, latent: tuple[int, int], with_diffusers: bool, steps: int = 3,
                  rows: int = 25) -> dict:
     p = next(net.parameters())
-    inputs = conditions(net, images, latent, p.dtype, p.device)
-    prepare, x = our_call(net, inputs)
-    r = torch.full((x.shape[0],), 0.5, device=p.device)
+    inputs, x, r, prepare = step_inputs(net, images, latent, p.dtype, p.device)
     prepared = prepare()
     result = {"ours": _table(lambda: net.step(x, r, prepared), p.device, steps, rows)}
     if with_diffusers:

@@ -33,6 +33,13 @@ def our_call(net, inputs: dict):
     return prepare, x
 
 
+def step_inputs(net, images: int, latent: tuple[int, int], dtype, device):
+    """A guided step's random conditions, its latent x, the noise level r (0.5) and our `prepare` thunk."""
+    inputs = conditions(net, images, latent, dtype, device)
+    prepare, x = our_call(net, inputs)
+    return inputs, x, torch.full((x.shape[0],), 0.5, device=device), prepare
+
+
 def diffusers_call(twin, inputs: dict):
     """diffusers' step as a function of r: the whole network call on the same inputs."""
     x = inputs["x"]
@@ -49,9 +56,7 @@ def meta_flops(net, images: int, latent: tuple[int, int], with_diffusers: bool) 
     with torch.device("meta"):
         ours = build(net.config)
         twin = diffusers_architecture(net.config) if with_diffusers else None
-    inputs = conditions(ours, images, latent, torch.float32, "meta")
-    prepare, x = our_call(ours, inputs)
-    r = torch.full((x.shape[0],), 0.5, device="meta")
+    inputs, x, r, prepare = step_inputs(ours, images, latent, torch.float32, "meta")
     prepared = prepare()
     flops = {"ours": measure.count_flops(lambda: ours.step(x, r, prepared))}
     if with_diffusers:
@@ -65,9 +70,7 @@ def compare_step(net, images: int, latent: tuple[int, int], repeats: int, with_d
     """Times (interleaved, `repeats` each) of our step and diffusers' step; our prepare; FLOPs."""
     p = next(net.parameters())
     device, dtype = p.device, p.dtype
-    inputs = conditions(net, images, latent, dtype, device)
-    prepare, x = our_call(net, inputs)
-    r = torch.full((x.shape[0],), 0.5, device=device)
+    inputs, x, r, prepare = step_inputs(net, images, latent, dtype, device)
     prepared = prepare()
     calls = {"ours": lambda: net.step(x, r, prepared)}
     flops = meta_flops(net, images, latent, with_diffusers)

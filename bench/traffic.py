@@ -18,7 +18,7 @@ from torch.utils._pytree import tree_leaves
 
 from cascade_core.models import blocks, build
 
-from .steps import conditions, our_call
+from .steps import step_inputs
 
 _VIEWS = {"view", "_unsafe_view", "permute", "transpose", "t", "expand", "slice", "unsqueeze", "squeeze",
           "as_strided", "split", "split_with_sizes", "chunk", "unflatten", "select", "detach", "alias", "unbind",
@@ -44,9 +44,7 @@ def step_traffic(name: str, images: int, latent: tuple[int, int], dtype: torch.d
     """{"operators": {name: (bytes, calls)}, "attention_bytes": …} of one guided step of network `name`."""
     with torch.device("meta"):
         net = build(name).to(dtype)
-    inputs = conditions(net, images, latent, dtype, "meta")
-    prepare, x = our_call(net, inputs)
-    r = torch.full((x.shape[0],), 0.5, device="meta")
+    _, x, r, prepare = step_inputs(net, images, latent, dtype, "meta")
     prepared = prepare()
     attention = []
 

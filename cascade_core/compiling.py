@@ -11,6 +11,7 @@ later runs. `reduce-overhead` also records the blocks as CUDA graphs.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def warm_up(model, request=None) -> float:
 
     start = time.perf_counter()
     request = request or GenerationRequest("warm-up", seed=0)
-    short = GenerationRequest(**{**request.to_dict(), "prior_steps": 3, "decoder_steps": 3})
+    short = dataclasses.replace(request, prior_steps=3, decoder_steps=3)
     for _ in generate(model, short, preview_every=0, decode_every=0):
         pass
     return time.perf_counter() - start

@@ -25,9 +25,14 @@ def _pixels(images: torch.Tensor) -> torch.Tensor:
     return pixels.permute(0, 2, 3, 1).contiguous()  # (B, H, W, 3)
 
 
+def _rgb(pixels: torch.Tensor) -> list[Image.Image]:
+    """(B, H, W, 3) uint8 host tensor → RGB images."""
+    return [Image.fromarray(p, mode="RGB") for p in pixels.numpy()]
+
+
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """(B, 3, H, W) in [0, 1] → RGB images; pixel = round(value · 255)."""
-    return [Image.fromarray(p, mode="RGB") for p in _pixels(images).cpu().numpy()]
+    return _rgb(_pixels(images).cpu())
 
 
 class PendingImages:
@@ -55,7 +60,7 @@ class PendingImages:
         """The RGB images (waits for the copy if it has not landed yet)."""
         if self.done is not None:
             self.done.synchronize()
-        return [Image.fromarray(p, mode="RGB") for p in self.host.numpy()]
+        return _rgb(self.host)
 
 
 def a1111_parameters(settings: dict) -> str:

@@ -17,6 +17,11 @@ from torch import nn
 MKL = torch.backends.mkl.is_available()
 
 
+def packs(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether products on `device` in `dtype` would use packed weights: float32 on an MKL CPU."""
+    return MKL and device.type == "cpu" and dtype == torch.float32
+
+
 class PackedWeight:
     """An MKL-packed copy of one weight, for one row count, remade when either changes."""
 
@@ -28,8 +33,8 @@ class PackedWeight:
         return self.cached[1]
 
     def applies(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
-        return (self.enabled and MKL and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-                and x.numel() > 0 and not (torch.is_grad_enabled() and weight.requires_grad))
+        return (self.enabled and packs(x.device, x.dtype) and weight.dtype == x.dtype and x.numel() > 0
+                and not (torch.is_grad_enabled() and weight.requires_grad))
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """F.linear(x, weight, bias); by the packed weight where that applies."""
