@@ -56,7 +56,8 @@ def l2_over_pixels(x: torch.Tensor, fused: bool) -> torch.Tensor:
     """(B, H, W, C) → (B, 1, 1, C): each channel's L2 norm over the pixels.
 
     fused: one reduction kernel (`vector_norm`), what a GPU wants: it reads x once instead of
-    three times. On the CPU `vector_norm` is ~9× slower than a product and a sum.
+    three times. On the CPU `vector_norm` is slower than a product and a sum (2.7× on a
+    (2, 24, 24, 6144) float32 tensor, one thread).
     """
     if fused:
         return torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
