@@ -6,6 +6,7 @@ import os
 import sys
 
 from cascade_core.compiling import COMPILE_MODES
+from cascade_core.devices import reuse_host_buffers
 from ui.app import StudioOptions, create_studio
 from ui.hosting import exposure_warning
 from ui.model_holder import ModelOptions
@@ -40,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.device in ("auto", "cpu"):
+        reuse_host_buffers()  # now, before the server's threads start, so that they all share the one heap
     auth = None
     if args.auth:
         user, sep, password = args.auth.partition(":")

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from cascade_core.compiling import COMPILE_MODES, compile_blocks
-from cascade_core.devices import DTYPES, resolve_device
+from cascade_core.devices import DTYPES, resolve_device, reuse_host_buffers
 from cascade_core.models.linear import set_packing
 from cascade_core.pipeline import latent_shapes
 from cascade_core.request import GenerationRequest
@@ -37,9 +37,11 @@ def _latents(args) -> dict[str, tuple[int, int]]:
 
 
 def _as_the_studio_runs_it(net, args):
-    """Packed weights (float32 CPU) or compiled blocks, as CascadeModel sets them up."""
+    """Packed weights (float32 CPU) or compiled blocks, and reused host buffers, as CascadeModel sets them up."""
     set_packing(net, args.packing and args.compile == "none")
     compile_blocks(net, args.compile)
+    if args.buffer_reuse and next(net.parameters()).device.type == "cpu":
+        reuse_host_buffers()
     return net
 
 
@@ -58,6 +60,8 @@ def _loaded(args):
     """The model folder's real weights (`--model`) instead of random ones."""
     from cascade_core.loading import load
 
+    if not args.buffer_reuse:
+        raise SystemExit("--no-buffer-reuse needs random weights: a loaded model on the CPU always reuses buffers")
     return load(args.model, device=args.device, dtype=args.dtype, variant=args.variant, compile=args.compile)
 
 
@@ -117,7 +121,8 @@ def print_steps(result: dict) -> None:
 
 
 def run_request(args, device, dtype) -> dict:
-    model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer, args.compile)
+    model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer, args.compile,
+                                                           args.buffer_reuse)
     if not args.packing:
         for net in (model.stage_c, model.stage_b):
             set_packing(net, False)
@@ -167,6 +172,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-diffusers", dest="diffusers", action="store_false", help="time ours alone")
     parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
                         help="torch.compile mode of our per-step calls, as the studio's --compile")
+    parser.add_argument("--no-buffer-reuse", dest="buffer_reuse", action="store_false",
+                        help="CPU: glibc's default allocation instead of reusing large host buffers "
+                        "(devices.reuse_host_buffers; process-wide, so diffusers' side gets it too)")
     parser.add_argument("--no-packing", dest="packing", action="store_false",
                         help="float32 CPU: plain F.linear instead of MKL-packed weights (models/linear.py)")
     parser.add_argument("--prior-steps", type=int, default=20)

@@ -23,7 +23,7 @@ PROMPT = "a photograph of a red fox in the snow"
 
 
 def random_model(variant: str, dtype: torch.dtype, device: torch.device, tokenizer=TOKENIZER,
-                 compile: str = "none") -> CascadeModel:
+                 compile: str = "none", buffer_reuse: bool = True) -> CascadeModel:
     """A CascadeModel of the variant's architectures with random weights (Stage A and previewer: the released
     ones); `tiny` is the demo model."""
     if variant == "tiny":
@@ -32,7 +32,7 @@ def random_model(variant: str, dtype: torch.dtype, device: torch.device, tokeniz
                                   dtype, device, seed=k)
             for k, stage in enumerate(("stage_c", "stage_b", "stage_a", "previewer"))}
     return CascadeModel(name=f"random {variant}", **nets, text_encoder=random_text_encoder(dtype, device, tokenizer),
-                        device=device, dtype=dtype, variant=variant, compile=compile)
+                        device=device, dtype=dtype, variant=variant, compile=compile, cpu_buffer_reuse=buffer_reuse)
 
 
 def ours(model: CascadeModel, request: GenerationRequest) -> dict:

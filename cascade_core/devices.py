@@ -54,6 +54,29 @@ def release_memory(device: torch.device) -> None:
     trim_host_heap()
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+HEAP_BUFFERS_UP_TO = 1 << 30  # bytes: larger buffers are still mapped from the OS one by one
+HEAP_KEPT_UP_TO = 2**31 - 1  # bytes of free heap glibc may keep between trims (its largest setting)
+
+
+def reuse_host_buffers() -> bool:
+    """Serve large CPU buffers from one reusable heap instead of fresh OS mappings (glibc; elsewhere nothing).
+
+    glibc maps every buffer over 32 MiB straight from the OS and unmaps it when freed, so each
+    large activation of a CPU step is page-faulted and zeroed again: a level-0 block of lite Stage B
+    at 1024² spent 40 % of its time in the kernel (bench/RESULTS.md, CPU). With buffers up to 1 GiB kept in the heap, a step reuses
+    the pages the previous one freed; one arena serves every thread, so the studio's worker threads
+    reuse them too (a thread's own arena maps anything over 64 MiB afresh). `trim_host_heap` hands
+    the free pages back at the end of each request. Process-wide; returns whether it took effect.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    return all(libc.mallopt(option, value) == 1 for option, value in
+               ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, HEAP_BUFFERS_UP_TO), (_M_TRIM_THRESHOLD, HEAP_KEPT_UP_TO)))
+
+
 def trim_host_heap() -> None:
     """Give the free pages inside the C heap back to the OS (glibc's `malloc_trim`; elsewhere nothing).
 
@@ -72,6 +95,7 @@ def _glibc():
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         return libc
     except (OSError, AttributeError):  # not Linux with glibc (musl, macOS, Windows)
         return None

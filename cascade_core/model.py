@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from .compiling import compile_blocks
+from .devices import reuse_host_buffers
 from .models import Previewer, StageA, StageB, StageC
 from .models.linear import set_packing
 from .offload import Placement
@@ -37,6 +38,7 @@ class CascadeModel:
     placement: Placement | None = None  # None: everything stays on `device` (offload none)
     compile: str = "none"  # torch.compile mode of Stage C's and Stage B's blocks (compiling.py)
     cpu_packing: bool = True  # float32 on the CPU: Stage C and B multiply by MKL-packed weights (models/linear.py)
+    cpu_buffer_reuse: bool = True  # on the CPU: large activations reuse freed heap pages (devices.reuse_host_buffers)
 
     def __post_init__(self):
         if self.placement is None:
@@ -44,6 +46,8 @@ class CascadeModel:
         if self.compile != "none" and self.placement.mode != "none":
             raise ValueError("compiling needs the networks to stay on the device: use offload none to compile")
         packing = self.cpu_packing and self.compile == "none" and self.device.type == "cpu"
+        if self.cpu_buffer_reuse and self.device.type == "cpu":
+            reuse_host_buffers()
         for net in (self.stage_c, self.stage_b):
             compile_blocks(net, self.compile)
             set_packing(net, packing)

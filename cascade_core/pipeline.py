@@ -148,8 +148,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
         image = decoder(latent_b).clamp(0, 1)
     clock.mark("stage_a")
     clock.timings["total"] = clock.elapsed()
-    if device.type == "cpu":
-        trim_host_heap()  # the run's freed buffers back to the OS, so a long session's memory stays flat
+    trim_host_heap()  # the run's freed host buffers back to the OS, so a long session's memory stays flat
     tensors = {}
     if keep_tensors:
         tensors = {k: v.float().cpu() for k, v in
