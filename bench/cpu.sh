@@ -15,3 +15,12 @@ run steps --variant lite --size 1024 --stages stage_c --repeats 3 --threads 1 --
 run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --threads 1 --json "$OUT/cpu_steps_1024_b.json"
 run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repeats 2 --warmup 0 --threads 1 --json "$OUT/cpu_request_256.json"
 run parity --variant lite --c-latent 8x8 --b-latent 64x64 --dtype bfloat16 --json "$OUT/cpu_parity_bf16.json"
+# Reused host buffers (devices.reuse_host_buffers) against glibc's default: paired in one process, then
+# with diffusers beside, each allocator setting in its own process (the setting is process-wide).
+for a in "--stage stage_b --size 1024 --pairs 2" "--stage stage_c --size 1024 --pairs 2" "--stage stage_b --latent 64x64 --pairs 4"; do
+  echo "+ python bench/host_buffers.py --variant lite $a"; "$PY" bench/host_buffers.py --variant lite $a 2>/dev/null
+done | tee "$OUT/cpu_host_buffers.txt"
+run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repeats 2 --warmup 0 --threads 1 --json "$OUT/cpu_request_256_reuse.json"
+run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repeats 2 --warmup 0 --threads 1 --no-buffer-reuse --json "$OUT/cpu_request_256_default_allocator.json"
+run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --threads 1 --json "$OUT/cpu_steps_1024_b_reuse.json"
+run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --threads 1 --no-buffer-reuse --json "$OUT/cpu_steps_1024_b_default_allocator.json"

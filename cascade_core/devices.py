@@ -64,8 +64,8 @@ def reuse_host_buffers() -> bool:
     """Serve large CPU buffers from one reusable heap instead of fresh OS mappings (glibc; elsewhere nothing).
 
     glibc maps every buffer over 32 MiB straight from the OS and unmaps it when freed, so each
-    large activation of a CPU step is page-faulted and zeroed again: a level-0 block of lite Stage B
-    at 1024² spent 40 % of its time in the kernel (bench/RESULTS.md, CPU). With buffers up to 1 GiB kept in the heap, a step reuses
+    large activation of a CPU step is page-faulted and zeroed again: a lite Stage B step at 1024²
+    took 3.5 million page faults and 9 s in the kernel (bench/RESULTS.md, "Reused host buffers"). With buffers up to 1 GiB kept in the heap, a step reuses
     the pages the previous one freed; one arena serves every thread, so the studio's worker threads
     reuse them too (a thread's own arena maps anything over 64 MiB afresh). `trim_host_heap` hands
     the free pages back at the end of each request. Process-wide; returns whether it took effect.

@@ -1,5 +1,9 @@
 """The benchmark runs end to end on the tiny architecture (numbers only; no timing assertions)."""
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,3 +78,26 @@ def test_traffic_counts_bytes_as_a_gpu_runs_the_step(tmp_path):
         assert ops["addmm"][0] > 0 and "linalg_vector_norm" in ops  # the GRN's fused norm, as on a GPU
         assert not {"empty", "empty_like", "permute", "view"} & set(ops)  # allocations and views move nothing
     assert traffic["stage_c"]["attention_calls"] > 0 and traffic["stage_c"]["attention_bytes"] > 0
+
+
+def test_buffer_reuse_follows_the_flag(monkeypatch, tmp_path):
+    import bench.__main__ as bench_main
+
+    calls = []
+    monkeypatch.setattr(bench_main, "reuse_host_buffers", lambda: calls.append(1))
+    args = ["steps", "--variant", "tiny", "--size", "256", "--repeats", "1", "--warmup", "0", "--no-diffusers"]
+    assert main(args + ["--no-buffer-reuse"]) == 0
+    assert calls == []
+    assert main(args) == 0
+    assert calls == [1, 1]  # once per stage, as each network is set up
+    with pytest.raises(SystemExit, match="random weights"):
+        main(["steps", "--model", str(tmp_path), "--no-buffer-reuse"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_host_buffers_script_times_both_settings():
+    script = Path(__file__).resolve().parents[2] / "bench" / "host_buffers.py"
+    out = subprocess.run([sys.executable, str(script), "--variant", "tiny", "--size", "256", "--pairs", "1"],
+                         check=True, capture_output=True, text=True).stdout  # own process: the settings are global
+    for name in ("mapped", "reused"):
+        assert re.search(rf"{name}: +\d+\.\d+ s wall, +\d+\.\d+ s sys, +\d+ page faults per step", out)
