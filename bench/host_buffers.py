@@ -18,7 +18,6 @@ by more than the difference measured here.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import resource
 import statistics
 import sys
@@ -39,10 +38,8 @@ MAPPED_ABOVE, MAPPED_KEEP = 32 * 2**20, 64 * 2**20  # glibc's adaptive mmap thre
 
 
 def mapped_setting() -> None:
-    libc = devices._glibc()
-    libc.malloc_trim(0)
-    libc.mallopt(devices._M_MMAP_THRESHOLD, MAPPED_ABOVE)
-    libc.mallopt(devices._M_TRIM_THRESHOLD, MAPPED_KEEP)
+    devices.trim_host_heap()
+    devices.set_host_heap_limits(MAPPED_ABOVE, MAPPED_KEEP)
 
 
 def reused_setting() -> None:
@@ -64,7 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    if devices._glibc() is None:
+    if not devices.reuse_host_buffers():
         sys.exit("needs glibc (Linux)")
     torch.set_num_threads(args.threads)
     shapes = dict(zip(("stage_c", "stage_b"), latent_shapes(args.size, args.size)))

@@ -63,18 +63,30 @@ HEAP_KEPT_UP_TO = 2**31 - 1  # bytes of free heap glibc may keep between trims (
 def reuse_host_buffers() -> bool:
     """Serve large CPU buffers from one reusable heap instead of fresh OS mappings (glibc; elsewhere nothing).
 
-    glibc maps every buffer over 32 MiB straight from the OS and unmaps it when freed, so each
-    large activation of a CPU step is page-faulted and zeroed again: a lite Stage B step at 1024²
-    took 3.5 million page faults and 9 s in the kernel (bench/RESULTS.md, "Reused host buffers"). With buffers up to 1 GiB kept in the heap, a step reuses
-    the pages the previous one freed; one arena serves every thread, so the studio's worker threads
-    reuse them too (a thread's own arena maps anything over 64 MiB afresh). `trim_host_heap` hands
-    the free pages back at the end of each request. Process-wide; returns whether it took effect.
+    glibc maps every buffer over 32 MiB straight from the OS and unmaps it when freed, so each large
+    activation of a CPU step is page-faulted and zeroed again: a lite Stage B step at 1024² took
+    3.5 million page faults and 9 s in the kernel (bench/RESULTS.md, "Reused host buffers"). With
+    buffers up to 1 GiB kept in the heap, a step reuses the pages the previous one freed. One arena
+    serves every thread, so the studio's worker threads reuse them too (a thread's own arena maps
+    anything over 64 MiB afresh). `trim_host_heap` hands the free pages back at the end of each
+    request. Process-wide; returns whether it took effect.
     """
     libc = _glibc()
     if libc is None:
         return False
-    return all(libc.mallopt(option, value) == 1 for option, value in
-               ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, HEAP_BUFFERS_UP_TO), (_M_TRIM_THRESHOLD, HEAP_KEPT_UP_TO)))
+    one_arena = libc.mallopt(_M_ARENA_MAX, 1) == 1
+    return set_host_heap_limits(HEAP_BUFFERS_UP_TO, HEAP_KEPT_UP_TO) and one_arena
+
+
+def set_host_heap_limits(buffers_up_to: int, kept_up_to: int) -> bool:
+    """glibc: buffers up to `buffers_up_to` bytes come from the heap (larger ones are mapped from the OS
+    one by one), and up to `kept_up_to` bytes of free heap stay between trims. Returns whether both took."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    mapped = libc.mallopt(_M_MMAP_THRESHOLD, buffers_up_to) == 1
+    kept = libc.mallopt(_M_TRIM_THRESHOLD, kept_up_to) == 1
+    return mapped and kept
 
 
 def trim_host_heap() -> None:
