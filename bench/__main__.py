@@ -18,7 +18,6 @@ import torch
 from cascade_core.compiling import COMPILE_MODES, compile_blocks
 from cascade_core.devices import DTYPES, resolve_device, reuse_host_buffers
 from cascade_core.models.linear import set_packing
-from cascade_core.pipeline import latent_shapes
 from cascade_core.request import GenerationRequest
 
 from . import measure
@@ -26,14 +25,13 @@ from .networks import random_network, variant_network
 from .breakdown import print_profile, profile_step
 from .traffic import print_traffic, step_traffic
 from .request import PROMPT, TOKENIZER, compare_request, random_model
-from .steps import compare_step, our_call, step_inputs
+from .steps import compare_step, our_call, stage_latent, step_inputs
 
 
 def _latents(args) -> dict[str, tuple[int, int]]:
     """Each stage's latent HxW: --c-latent / --b-latent, else those of a --size image."""
-    parse = lambda text, default: tuple(int(v) for v in text.split("x")) if text else default
-    shape_c, shape_b = latent_shapes(args.size, args.size)
-    return {"stage_c": parse(args.c_latent, shape_c[1:]), "stage_b": parse(args.b_latent, shape_b[1:])}
+    return {"stage_c": stage_latent("stage_c", args.size, args.c_latent),
+            "stage_b": stage_latent("stage_b", args.size, args.b_latent)}
 
 
 def _as_the_studio_runs_it(net, args):

@@ -29,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.networks import random_network, variant_network  # noqa: E402
-from bench.steps import step_inputs  # noqa: E402
+from bench.steps import stage_latent, step_inputs  # noqa: E402
 from cascade_core import devices  # noqa: E402
 from cascade_core.models.linear import set_packing  # noqa: E402
-from cascade_core.pipeline import latent_shapes  # noqa: E402
 
 MAPPED_ABOVE, MAPPED_KEEP = 32 * 2**20, 64 * 2**20  # glibc's adaptive mmap threshold at its ceiling, 2x for trimming
 
@@ -64,8 +63,7 @@ def main(argv=None) -> int:
     if not devices.reuse_host_buffers():
         sys.exit("needs glibc (Linux)")
     torch.set_num_threads(args.threads)
-    shapes = dict(zip(("stage_c", "stage_b"), latent_shapes(args.size, args.size)))
-    latent = tuple(int(v) for v in args.latent.split("x")) if args.latent else shapes[args.stage][1:]
+    latent = stage_latent(args.stage, args.size, args.latent)
     net = random_network(variant_network(args.stage, args.variant), torch.float32, torch.device("cpu"))
     set_packing(net, True)
     _, x, r, prepare = step_inputs(net, 1, latent, torch.float32, "cpu")

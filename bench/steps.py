@@ -8,9 +8,18 @@ from __future__ import annotations
 import torch
 
 from cascade_core.models import build
+from cascade_core.pipeline import latent_shapes
 
 from . import measure
 from .networks import diffusers_architecture, diffusers_twin
+
+
+def stage_latent(stage: str, size: int, text: str | None = None) -> tuple[int, int]:
+    """A stage's latent HxW: `text` ("64x64") when given, else that of a size×size image."""
+    if text:
+        return tuple(int(v) for v in text.split("x"))
+    shape_c, shape_b = latent_shapes(size, size)
+    return {"stage_c": shape_c, "stage_b": shape_b}[stage][1:]
 
 
 def conditions(net, images: int, latent: tuple[int, int], dtype, device, seed: int = 0) -> dict:
