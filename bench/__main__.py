@@ -101,8 +101,8 @@ def run_traffic(args, device, dtype) -> dict:
     return {"traffic": result}
 
 
-def _speedups(result: dict) -> str:
-    s = result.get("speedup_vs_diffusers")
+def _speedups(result: dict, key: str = "speedup_vs_diffusers") -> str:
+    s = result.get(key)
     return f"{s['wall']:.2f}x wall, {s['cpu']:.2f}x cpu, {s['paired_wall']:.2f}x paired" if s else "-"
 
 
@@ -131,9 +131,13 @@ def run_request(args, device, dtype) -> dict:
 
 def print_request(result: dict) -> None:
     print(" ".join(f"{k} {v:.3f}s" for k, v in result["stages"].items()))
-    theirs = result["times"].get("diffusers", {}).get("median_s", float("nan"))
-    print(f"whole request: ours {result['times']['ours']['median_s']:.3f}s, diffusers {theirs:.3f}s, "
-          f"speedup {_speedups(result)}; peak memory {result['peak_memory_bytes'] / 2**30:.2f} GiB")
+    print("prompts kept:", " ".join(f"{k} {v:.3f}s" for k, v in result["stages_prompts_kept"].items()))
+    times = result["times"]
+    theirs = times.get("diffusers", {}).get("median_s", float("nan"))
+    print(f"whole request: ours {times['ours']['median_s']:.3f}s (prompts kept "
+          f"{times['ours_prompts_kept']['median_s']:.3f}s), diffusers {theirs:.3f}s, speedup {_speedups(result)}"
+          f" (prompts kept {_speedups(result, 'speedup_vs_diffusers_prompts_kept')}); "
+          f"peak memory {result['peak_memory_bytes'] / 2**30:.2f} GiB")
 
 
 @torch.inference_mode()

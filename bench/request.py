@@ -35,8 +35,13 @@ def random_model(variant: str, dtype: torch.dtype, device: torch.device, tokeniz
                         device=device, dtype=dtype, variant=variant, compile=compile, cpu_buffer_reuse=buffer_reuse)
 
 
-def ours(model: CascadeModel, request: GenerationRequest) -> dict:
-    """Seconds of each stage and the median step of Stage C and Stage B, from one run's events."""
+def ours(model: CascadeModel, request: GenerationRequest, prompts_kept: bool = False) -> dict:
+    """Seconds of each stage and the median step of Stage C and Stage B, from one run's events.
+
+    prompts_kept: leave the text encoder's kept embeddings, as a studio's variations of a prompt
+    find them; else forget them first, so that the request does all that diffusers' does."""
+    if not prompts_kept:
+        model.text_encoder.forget()
     steps = {"stage_c": [], "stage_b": []}
     last = {}
     for event in generate(model, request, preview_every=0, decode_every=0):
@@ -81,16 +86,20 @@ def theirs(prior, decoder, request: GenerationRequest) -> None:
 @torch.inference_mode()
 def compare_request(model: CascadeModel, request: GenerationRequest, repeats: int, with_diffusers: bool,
                     warmup: int = 1) -> dict:
-    """Our stage timings (medians over `repeats`) and, interleaved with them, diffusers' whole request."""
-    runs = []
-    calls = {"ours": lambda: runs.append(ours(model, request))}
+    """Our stage timings (medians over `repeats`) and, interleaved with them, our request again with the
+    prompts' embeddings kept from the run before (`ours_prompts_kept`) and diffusers' whole request."""
+    runs, kept = [], []
+    calls = {"ours": lambda: runs.append(ours(model, request)),
+             "ours_prompts_kept": lambda: kept.append(ours(model, request, prompts_kept=True))}
     if with_diffusers:
         prior, decoder = diffusers_pipelines(model)
         calls["diffusers"] = lambda: theirs(prior, decoder, request)
     measure.reset_peak_memory(model.device)
     times = measure.interleaved(calls, model.device, repeats, warmup)
-    result = {"stages": {k: statistics.median(run[k] for run in runs[warmup:]) for k in runs[-1]}, "times": times,
+    medians = lambda runs: {k: statistics.median(run[k] for run in runs[warmup:]) for k in runs[-1]}
+    result = {"stages": medians(runs), "stages_prompts_kept": medians(kept), "times": times,
               "peak_memory_bytes": measure.peak_memory_bytes(model.device)}
     if with_diffusers:
         result["speedup_vs_diffusers"] = measure.speedups(times)
+        result["speedup_vs_diffusers_prompts_kept"] = measure.speedups(times, ours="ours_prompts_kept")
     return result

@@ -94,12 +94,14 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     shape_c, shape_b = latent_shapes(request.width, request.height)
     stopped = lambda: stop is not None and stop.is_set()
 
-    # 1. Encode the prompt and the negative prompt (the unconditional branch).
-    place = model.placement
-    place.activate("text_encoder", then="stage_c")
-    with place.compute():
-        text = model.text_encoder(request.prompt)
-        negative = model.text_encoder(request.negative_prompt)
+    # 1. Encode the prompt and the negative prompt (the unconditional branch), unless the encoder
+    #    still has both from an earlier request: then its weights need not come to the device either.
+    place, encoder = model.placement, model.text_encoder
+    text, negative = encoder.cached(request.prompt), encoder.cached(request.negative_prompt)
+    if text is None or negative is None:
+        place.activate("text_encoder", then="stage_c")
+        with place.compute():
+            text, negative = encoder(request.prompt), encoder(request.negative_prompt)
     for label, embedding in (("prompt", text), ("negative prompt", negative)):
         if embedding.dropped:
             notices += (f"The {label} is longer than 77 CLIP tokens; these words were ignored: {embedding.dropped}",)

@@ -101,3 +101,17 @@ def test_host_buffers_script_times_both_settings():
                          check=True, capture_output=True, text=True).stdout  # own process: the settings are global
     for name in ("mapped", "reused"):
         assert re.search(rf"{name}: +\d+\.\d+ s wall, +\d+\.\d+ s sys, +\d+ page faults per step", out)
+
+
+def test_request_times_cold_and_kept_prompts(tmp_path, capsys, monkeypatch):
+    from cascade_core.text import TextEncoder
+    encoded, encode = [], TextEncoder._encode
+    monkeypatch.setattr(TextEncoder, "_encode", lambda self, prompt: (encoded.append(prompt), encode(self, prompt))[1])
+    out = tmp_path / "request.json"
+    assert main(["request", "--variant", "tiny", "--size", "256", "--repeats", "2", "--warmup", "0", "--no-diffusers",
+                 "--prior-steps", "2", "--decoder-steps", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(encoded) == 2 * 2  # prompt and negative prompt, in each cold run only
+    assert len(result["times"]["ours"]["runs_s"]) == len(result["times"]["ours_prompts_kept"]["runs_s"]) == 2
+    assert set(result["stages"]) == set(result["stages_prompts_kept"]) >= {"text", "stage_c", "stage_b", "total"}
+    assert "prompts kept:" in capsys.readouterr().out

@@ -46,6 +46,11 @@ def test_pipeline_activates_each_stage_before_it_runs(monkeypatch):
     assert calls == [("text_encoder", "stage_c"), ("stage_c", "stage_b"), ("stage_b", None)]
     reference = final(fresh_model())
     assert all(torch.equal(offloaded.tensors[k], reference.tensors[k]) for k in reference.tensors)
+    calls.clear()
+    again = final(model)  # the same prompts: the kept embeddings, so the text encoder stays on the host
+    assert calls == [("stage_c", "stage_b"), ("stage_b", None)]
+    assert "text_encoder" not in model.placement.resident
+    assert all(torch.equal(again.tensors[k], reference.tensors[k]) for k in reference.tensors)
 
 
 class NoImages:

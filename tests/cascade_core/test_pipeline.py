@@ -111,6 +111,21 @@ def test_stop_ends_the_run_between_steps(tiny_model):
     assert not any(isinstance(e, cc.Finished) for e in events)
 
 
+def test_a_second_request_reuses_the_text_embeddings(tiny_model, pipeline_cases):
+    request = request_of(pipeline_cases[0], prompt="a prompt no other test uses", prior_steps=2, decoder_steps=2)
+    tiny_model.text_encoder.forget()
+    runs = []
+    hook = tiny_model.text_encoder.model.register_forward_pre_hook(lambda *_: runs.append(1))
+    try:
+        cold = finished(list(cc.generate(tiny_model, request, keep_tensors=True)))
+        assert len(runs) == 2  # the prompt and the negative prompt
+        warm = finished(list(cc.generate(tiny_model, request, keep_tensors=True)))
+        assert len(runs) == 2
+    finally:
+        hook.remove()
+    assert all(torch.equal(warm.tensors[k], cold.tensors[k]) for k in cold.tensors)
+
+
 def test_invalid_request_raises_before_any_work(tiny_model):
     with pytest.raises(cc.RequestError, match="prior_steps"):
         next(cc.generate(tiny_model, cc.GenerationRequest("x", prior_steps=0)))
@@ -118,9 +133,10 @@ def test_invalid_request_raises_before_any_work(tiny_model):
 
 def test_long_prompt_is_truncated_with_a_notice(tiny_model):
     prompt = " ".join(["fox"] * 80 + ["zebra", "giraffe"])
-    started = next(cc.generate(tiny_model, cc.GenerationRequest(prompt, width=256, height=256)))
-    assert len(started.notices) == 1
-    assert started.notices[0].endswith("fox fox fox fox fox zebra giraffe")
+    for _ in range(2):  # the second time from the kept embedding, with the same notice
+        started = next(cc.generate(tiny_model, cc.GenerationRequest(prompt, width=256, height=256)))
+        assert len(started.notices) == 1
+        assert started.notices[0].endswith("fox fox fox fox fox zebra giraffe")
 
 
 def test_size_is_snapped_with_a_notice(tiny_model):
