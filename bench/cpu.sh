@@ -26,3 +26,5 @@ run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --t
 run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --threads 1 --no-buffer-reuse --json "$OUT/cpu_steps_1024_b_default_allocator.json"
 # A request whose prompts the text encoder still has (text.TextEncoder's kept embeddings), beside a cold one and diffusers.
 run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repeats 3 --warmup 1 --threads 1 --json "$OUT/cpu_request_256_prompts_kept.json"
+# The studio's request with Stage B intermediates every 2 steps against one halfway (ui.generation.decode_every).
+{ echo "+ python bench/stage_b_views.py --variant lite --size 256 --pairs 3"; "$PY" bench/stage_b_views.py --variant lite --size 256 --pairs 3 2>/dev/null; } | tee "$OUT/cpu_stage_b_views.txt"

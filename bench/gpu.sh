@@ -4,7 +4,7 @@
 # side; a CLIP tokenizer folder (TOKENIZER=dir, default the reference's tiny-cascade one) for requests.
 # Usage: bench/gpu.sh [OUT_DIR]
 #   PYTHON=…     the interpreter (default .venv/bin/python)
-#   PARTS="…"    which parts, in order (default: parity steps request4 compile4 profile request1 compile1 offload)
+#   PARTS="…"    which parts, in order (default: parity steps request4 compile4 profile request1 compile1 offload views)
 #   DEADLINE=s   start no command after this many seconds (default 450); each gets at most what is left
 #   DEVICE=cuda VARIANT=full SIZE=1024 DTYPE=bfloat16   (DEVICE=cpu VARIANT=tiny SIZE=256 checks the script)
 set -uo pipefail
@@ -36,7 +36,7 @@ DIFF=""
 if V=$("$PY" -c "import diffusers; print(diffusers.__version__)" 2>/dev/null); then log "diffusers $V"; else DIFF="--no-diffusers"; log "diffusers missing: ours alone"; fi
 REQ=(--tokenizer "$TOKENIZER" --prior-steps 20 --decoder-steps 10)
 
-for part in ${PARTS:-parity steps request4 compile4 profile request1 compile1 offload}; do
+for part in ${PARTS:-parity steps request4 compile4 profile request1 compile1 offload views}; do
   case $part in
     # bf16 against fp32, same weights, one guided step per stage (tolerance: RESULTS.md)
     parity) bench parity 90 parity --json "$OUT/parity.json" ;;
@@ -50,6 +50,8 @@ for part in ${PARTS:-parity steps request4 compile4 profile request1 compile1 of
     compile1|compile4) n=${part#compile}; bench "request b$n compiled" 200 request --images $n --repeats 3 $DIFF --compile default "${REQ[@]}" --json "$OUT/request_b${n}_compiled.json" ;;
     # peak GPU memory and time of a request in each offload mode (README, "Memory")
     offload) run offload 150 "$PY" bench/offload_memory.py --device "$DEVICE" --size "$SIZE" --variant $([ "$VARIANT" = full ] && echo full lite || echo "$VARIANT") ;;
+    # the studio's request: Stage B intermediates every 2 steps against one halfway (ui.generation.decode_every)
+    views) run views 120 "$PY" bench/stage_b_views.py --device "$DEVICE" --variant "$VARIANT" --size "$SIZE" --dtype "$DTYPE" --tokenizer "$TOKENIZER" ;;
     *) log "unknown part $part" ;;
   esac
 done

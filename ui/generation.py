@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -47,8 +48,17 @@ class Services:
     holder: ModelHolder
     writer: OutputsWriter
     stops: StopRegistry = field(default_factory=StopRegistry)
-    preview_every: int = 5
-    decode_every: int = 2
+    preview_every: int = 5  # Stage C steps between previewer images (the previewer is cheap)
+    stage_b_views: int = 1  # decoded Stage B intermediates per run: each is a whole Stage A decode
+
+
+def decode_every(steps: int, views: int) -> int:
+    """Stage B steps between intermediate decodes, so that at most `views` of them come before the
+    last step, evenly spaced (0: none).
+
+    A Stage A decode costs 0.4–1.4 Stage B steps (bench/RESULTS.md, "Stage B intermediates"), so
+    each view shown lengthens the run by about that much."""
+    return max(1, math.ceil(steps / (views + 1))) if views > 0 else 0
 
 
 def wait_for_model(holder: ModelHolder, stop) -> Iterator[Frame]:
@@ -72,7 +82,7 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
         progress = ProgressText(request.decoder_steps)
         save = functools.partial(_save, services.writer, extra_settings or {})
         events = run_events(services.holder.model, request, stop, preview_every=services.preview_every,
-                            decode_every=services.decode_every, on_event=save)
+                            decode_every=decode_every(request.decoder_steps, services.stage_b_views), on_event=save)
         event = None
         try:
             for event in events:

@@ -115,3 +115,12 @@ def test_request_times_cold_and_kept_prompts(tmp_path, capsys, monkeypatch):
     assert len(result["times"]["ours"]["runs_s"]) == len(result["times"]["ours_prompts_kept"]["runs_s"]) == 2
     assert set(result["stages"]) == set(result["stages_prompts_kept"]) >= {"text", "stage_c", "stage_b", "total"}
     assert "prompts kept:" in capsys.readouterr().out
+
+
+def test_stage_b_views_script_counts_the_decodes():
+    script = Path(__file__).resolve().parents[2] / "bench" / "stage_b_views.py"
+    out = subprocess.run([sys.executable, str(script), "--variant", "tiny", "--prior-steps", "2", "--decoder-steps", "10",
+                          "--pairs", "1"], check=True, capture_output=True, text=True).stdout  # it sets the thread count
+    assert re.search(r"every 2 steps +decoded 4 intermediates", out)
+    assert re.search(r"one view \(studio\) +decoded 1 intermediates", out)
+    assert re.search(r"alone: Stage A decode \d+\.\d+ s", out)

@@ -18,6 +18,7 @@ from .test_generation import SMALL, FakeHolder
 
 @pytest.fixture
 def model(demo_model):
+    demo_model.text_encoder.forget()  # each run encodes its prompts afresh
     return demo_model
 
 
@@ -50,9 +51,13 @@ def watch(model, fail_in=None, error=None, stop=None):
             handle.remove()
 
 
-def all_freed(refs) -> bool:
+def all_freed(refs, model) -> bool:
+    """Every watched tensor is gone, but for the prompt embeddings the text encoder keeps on purpose."""
     gc.collect()
-    return all(ref() is None for ref in refs)
+    kept = {t.untyped_storage().data_ptr() for prompt in ("a fox", "") if (e := model.text_encoder.cached(prompt))
+            for t in (e.clip_text, e.clip_text_pooled)}
+    assert len(kept) == 4  # the run encoded both prompts, and they are kept
+    return all(ref() is None or ref().untyped_storage().data_ptr() in kept for ref in refs)
 
 
 @pytest.mark.parametrize("error", [
@@ -64,14 +69,14 @@ def all_freed(refs) -> bool:
 def test_out_of_memory_says_what_to_do_releases_memory_and_the_next_run_works(tmp_path, model, error, monkeypatch):
     services = Services(FakeHolder(model, polls=0), OutputsWriter(tmp_path))
     released = []
-    monkeypatch.setattr(cc, "release_memory", lambda device: released.append((device, all_freed(refs))))
+    monkeypatch.setattr(cc, "release_memory", lambda device: released.append((device, all_freed(refs, model))))
     with watch(model, fail_in=model.stage_b, error=error) as refs, pytest.raises(StudioError) as raised:
         run(services)
     message = str(raised.value)
     assert message.startswith("Out of memory") and "smaller size or fewer images" in message
     assert "--variant lite" in message and "--offload model" in message
     assert raised.value.__cause__ is None and raised.value.__context__ is None  # no traceback holds the run
-    assert len(refs) > 10 and all_freed(refs)  # Stage C ran; none of the failed run's tensors is kept
+    assert len(refs) > 10 and all_freed(refs, model)  # Stage C ran; none of the failed run's tensors is kept
     assert released == [(model.device, True)]  # the device cache is emptied once the tensors are gone
     assert run(services, seed=12)[-1].status.startswith("Done") and len(released) == 1
     assert not services.stops.stop("s")  # no run is left registered
@@ -92,7 +97,7 @@ def test_a_stopped_run_frees_its_memory(tmp_path, model, monkeypatch):
     with watch(model, stop=lambda calls: calls > 200 and services.stops.stop("s")) as refs:
         frames = run(services, prior_steps=200)
     assert frames[-1].status.startswith("Stopped during Stage C")
-    assert all_freed(refs) and released == [model.device]
+    assert all_freed(refs, model) and released == [model.device]
 
 
 @pytest.mark.parametrize("fault", ["unwritable", "full"])

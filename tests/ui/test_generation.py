@@ -65,3 +65,24 @@ def test_finished_images_are_saved_even_if_nobody_reads_on(tmp_path, demo_model)
         assert time.monotonic() < deadline, "the finished image was never saved"
         time.sleep(0.1)
     assert len(list(tmp_path.glob("*/*.png"))) == 1
+
+
+@pytest.mark.parametrize("views", [1, 2, 3])
+def test_stage_b_views_are_at_most_asked_and_spread(views):
+    from ui.generation import decode_every
+    for steps in range(1, 201):
+        every = decode_every(steps, views)
+        shown = [s for s in range(1, steps) if s % every == 0]  # the engine decodes these (not the last step)
+        assert len(shown) <= views
+        if steps > views:
+            assert len(shown) >= 1
+        if views == 1 and steps > 1:
+            assert abs(shown[0] - steps / 2) <= 1  # halfway
+    assert decode_every(10, 0) == 0
+
+
+def test_the_studio_decodes_one_stage_b_intermediate(tmp_path, demo_model):
+    request = cc.GenerationRequest("a fox", **{**SMALL, "decoder_steps": 10})
+    frames = list(stream(Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path)), "s", request))
+    shown = {id(f.stage_b) for f in frames if f.stage_b is not None and not f.saved}
+    assert len(shown) == 1  # one intermediate image before the final one
