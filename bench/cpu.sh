@@ -28,3 +28,7 @@ run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --t
 run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repeats 3 --warmup 1 --threads 1 --json "$OUT/cpu_request_256_prompts_kept.json"
 # The studio's request with Stage B intermediates every 2 steps against one halfway (ui.generation.decode_every).
 { echo "+ python bench/stage_b_views.py --variant lite --size 256 --pairs 3"; "$PY" bench/stage_b_views.py --variant lite --size 256 --pairs 3 2>/dev/null; } | tee "$OUT/cpu_stage_b_views.txt"
+# Stage A's decode channels-last (as it runs) against channels-first, in turns in one process.
+for a in "--size 1024 --pairs 2" "--size 256 --pairs 4"; do
+  echo "+ python bench/stage_a_layout.py $a"; "$PY" bench/stage_a_layout.py $a 2>/dev/null
+done | tee "$OUT/cpu_stage_a_layout.txt"

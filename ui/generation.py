@@ -56,7 +56,7 @@ def decode_every(steps: int, views: int) -> int:
     """Stage B steps between intermediate decodes, so that at most `views` of them come before the
     last step, evenly spaced (0: none).
 
-    A Stage A decode costs 0.4–1.4 Stage B steps (bench/RESULTS.md, "Stage B intermediates"), so
+    A Stage A decode costs 0.4–0.9 Stage B steps (bench/RESULTS.md, "Stage B intermediates"), so
     each view shown lengthens the run by about that much."""
     return max(1, math.ceil(steps / (views + 1))) if views > 0 else 0
 

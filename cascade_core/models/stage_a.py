@@ -2,6 +2,8 @@
 
 Inference never quantizes: `encode` returns the continuous latent and `decode` takes one,
 as the official pipeline does. The codebook is kept so that the released file loads whole.
+Activations are channels-last in memory (NCHW shape, NHWC strides), as in Stage C and B: the
+permutes around the channel LayerNorms and MLPs are views, and the residual adds see one layout.
 """
 from __future__ import annotations
 
@@ -69,11 +71,13 @@ class StageA(nn.Module):
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) pixels in [0, 1] → (B, 4, H/4, W/4) latent, divided by scale_factor."""
-        return self.down_blocks(self.in_block(image)) / self.config.scale_factor
+        x = image.contiguous(memory_format=torch.channels_last)
+        return self.down_blocks(self.in_block(x)) / self.config.scale_factor
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """(B, 4, h, w) latent → (B, 3, 4h, 4w) pixels, unclamped."""
-        return self.out_block(self.up_blocks(latent * self.config.scale_factor))
+        x = (latent * self.config.scale_factor).contiguous(memory_format=torch.channels_last)
+        return self.out_block(self.up_blocks(x))
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.decode(latent)

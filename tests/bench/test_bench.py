@@ -124,3 +124,12 @@ def test_stage_b_views_script_counts_the_decodes():
     assert re.search(r"every 2 steps +decoded 4 intermediates", out)
     assert re.search(r"one view \(studio\) +decoded 1 intermediates", out)
     assert re.search(r"alone: Stage A decode \d+\.\d+ s", out)
+
+
+def test_stage_a_layout_script_times_both_layouts():
+    script = Path(__file__).resolve().parents[2] / "bench" / "stage_a_layout.py"
+    out = subprocess.run([sys.executable, str(script), "--size", "256", "--pairs", "1"],
+                         check=True, capture_output=True, text=True).stdout  # it sets the thread count
+    for name in ("channels-first", "channels-last"):
+        assert re.search(rf"{name} +median \d+\.\d+ s", out)
+    assert float(re.search(r"largest output difference (\S+)", out).group(1)) <= 1e-4

@@ -46,6 +46,19 @@ def test_stage_a_decode_and_encode():
 
 
 @torch.inference_mode()
+def test_stage_a_runs_channels_last():
+    """Every residual block sees NHWC memory, so its LayerNorms and MLP permute views, not copies."""
+    from cascade_core.models.stage_a import VQResBlock
+    net, io, _ = reference_network("stage_a")
+    layouts = []
+    for block in (m for m in net.modules() if isinstance(m, VQResBlock)):
+        block.register_forward_pre_hook(lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    net.decode(io["0.latent"])
+    net.encode(io["0.image"])
+    assert len(layouts) > 2 and all(layouts)
+
+
+@torch.inference_mode()
 def test_previewer():
     net, io, count = reference_network("previewer")
     for k in range(count):
