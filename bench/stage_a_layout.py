@@ -1,7 +1,8 @@
 """Stage A's decode with channels-last activations (as `StageA.decode` runs) against channels-first
 ones (as it ran before), on the same weights and latent, in turns in one process.
 
-    python bench/stage_a_layout.py [--size 1024] [--images 1] [--pairs 3] [--threads 1] [--device auto] [--dtype float32]
+    python bench/stage_a_layout.py [--size 1024] [--images 1] [--pairs 3] [--threads 1]
+                                   [--device auto] [--dtype float32]
 
 Random weights of the released Stage A architecture. Prints each layout's decode times, their ratio
 and the largest difference between the two outputs.
@@ -46,10 +47,12 @@ def main(argv=None) -> int:
     stage_a = random_network(variant_network("stage_a", "full"), dtype, device)
     _, shape_b = latent_shapes(args.size, args.size)
     latent = torch.randn(args.images, *shape_b, generator=torch.Generator().manual_seed(0)).to(device, dtype)
-    calls = {"channels-first": lambda: channels_first_decode(stage_a, latent), "channels-last": lambda: stage_a.decode(latent)}
+    calls = {"channels-first": lambda: channels_first_decode(stage_a, latent),
+             "channels-last": lambda: stage_a.decode(latent)}
     times = measure.interleaved(calls, device, args.pairs, warmup=1)
     difference = (stage_a.decode(latent).float() - channels_first_decode(stage_a, latent).float()).abs().max().item()
-    print(f"Stage A decode, {args.images} x {args.size}x{args.size}, {args.dtype} on {device}, {args.pairs} pairs after one warm-up")
+    print(f"Stage A decode, {args.images} x {args.size}x{args.size}, {args.dtype} on {device}, "
+          f"{args.pairs} pairs after one warm-up")
     for name, t in times.items():
         print(f"{name:15} median {t['median_s']:.3f} s (runs {', '.join(f'{s:.3f}' for s in t['runs_s'])})")
     first, last = times["channels-first"], times["channels-last"]

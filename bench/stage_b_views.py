@@ -5,8 +5,8 @@ policy now (`ui.generation.decode_every`: one view, halfway), in turns in one pr
                                   [--images 1] [--prior-steps 20] [--decoder-steps 10] [--tokenizer DIR]
 
 Each intermediate is a whole Stage A decode of the current estimate. Prints each policy's request
-time, how many intermediates it decoded, and one Stage A decode and one Stage B step timed alone,
-so that the difference can be checked against (decodes saved) × (one decode).
+time and how many intermediates it decoded, and one Stage A decode timed alone, so that the
+difference can be checked against (decodes saved) × (one decode).
 """
 from __future__ import annotations
 
@@ -39,13 +39,13 @@ def run(model, request: GenerationRequest, every: int, decoded: list) -> None:
 
 
 @torch.inference_mode()
-def alone(model, request: GenerationRequest, repeats: int = 3) -> dict:
-    """Seconds of one Stage A decode of the request's latent, median of `repeats`."""
+def decode_seconds(model, request: GenerationRequest, repeats: int = 3) -> float:
+    """Seconds of one Stage A decode of the request's latent alone, median of `repeats` after a warm-up."""
     _, shape_b = latent_shapes(request.width, request.height)
     latent = torch.randn(request.num_images, *shape_b, device=model.device, dtype=model.dtype)
     model.stage_a.decode(latent)
-    return {"stage_a_decode_s": statistics.median(measure.timed(lambda: model.stage_a.decode(latent), model.device)[0]
-                                                  for _ in range(repeats))}
+    decode = lambda: model.stage_a.decode(latent)
+    return statistics.median(measure.timed(decode, model.device)[0] for _ in range(repeats))
 
 
 def main(argv=None) -> int:
@@ -79,8 +79,9 @@ def main(argv=None) -> int:
               f"(runs {', '.join(f'{s:.3f}' for s in t['runs_s'])})")
     a, b = (times[name] for name in policies)
     pairs = [y / x for x, y in zip(a["runs_s"], b["runs_s"])]
-    print(f"one view / every {OLD_EVERY}: {b['median_s'] / a['median_s']:.3f} (paired median {statistics.median(pairs):.3f})")
-    print(f"alone: Stage A decode {alone(model, request)['stage_a_decode_s']:.3f} s")
+    print(f"one view / every {OLD_EVERY}: {b['median_s'] / a['median_s']:.3f} "
+          f"(paired median {statistics.median(pairs):.3f})")
+    print(f"alone: Stage A decode {decode_seconds(model, request):.3f} s")
     return 0
 
 

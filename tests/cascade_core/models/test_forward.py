@@ -51,8 +51,9 @@ def test_stage_a_runs_channels_last():
     from cascade_core.models.stage_a import VQResBlock
     net, io, _ = reference_network("stage_a")
     layouts = []
+    nhwc = lambda module, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
     for block in (m for m in net.modules() if isinstance(m, VQResBlock)):
-        block.register_forward_pre_hook(lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+        block.register_forward_pre_hook(nhwc)
     net.decode(io["0.latent"])
     net.encode(io["0.image"])
     assert len(layouts) > 2 and all(layouts)
