@@ -43,8 +43,8 @@ class StopRegistry:
         return event is not None
 
 
-def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, preview_every: int = 5,
-               decode_every: int = 2, on_event: Callable[[cc.Event], Any] | None = None) -> Iterator[Any]:
+def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, preview_every: int,
+               decode_every: int, on_event: Callable[[cc.Event], Any] | None = None) -> Iterator[Any]:
     """Yield the engine's events from a worker thread; re-raise its exceptions here.
 
     on_event: runs in the worker on each event and its result is yielded instead; work that
