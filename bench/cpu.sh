@@ -2,7 +2,8 @@
 # The CPU measurements of bench/RESULTS.md: float32, lite networks with random weights, one guided
 # step (batch 2) ours against diffusers', small and 1024x1024 latents, then a whole small request.
 # One thread and interleaved runs: on a shared machine compare the CPU-time and paired ratios.
-# Usage: bench/cpu.sh [OUT_DIR]   (PYTHON=… to pick the interpreter; needs bench/requirements.txt)
+# Usage: bench/cpu.sh [OUT_DIR]   (PYTHON=… to pick the interpreter; needs bench/requirements.txt;
+#        BASELINE=DIR: a checkout of older code for bench/studio_stream.py to compare with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -32,3 +33,8 @@ run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repea
 for a in "--size 1024 --pairs 2" "--size 256 --pairs 4"; do
   echo "+ python bench/stage_a_layout.py $a"; "$PY" bench/stage_a_layout.py $a 2>/dev/null
 done | tee "$OUT/cpu_stage_a_layout.txt"
+# What the studio's /generate stream adds to a run (BASELINE=DIR: also an older checkout, in turns).
+for a in "" "--size 256"; do
+  echo "+ python bench/studio_stream.py --runs 3 $a ${BASELINE:+--baseline $BASELINE}"
+  "$PY" bench/studio_stream.py --runs 3 $a ${BASELINE:+--baseline "$BASELINE"} 2>/dev/null
+done | tee "$OUT/cpu_studio_stream.txt"

@@ -12,12 +12,16 @@ import gradio as gr
 import pandas as pd  # a gradio dependency; styles the compare table
 
 from . import gallery
+from .display_files import DisplayFiles, display_files
 from .generation import Frame, Services, StudioError, stream
 from .markdown import md_escape
 from .outputs import find_saved, load_saved, relative_name
 from .presets import CUSTOM_SIZE, Presets, apply_style
 
 REFINE_FACTOR = 1.5
+_NOTHING_YET = object()  # no live image sent yet: the first frame replaces (or clears) the last run's
+PAGE_IMAGE_FORMAT = "webp"  # the page's live images, as gr.Image sends them by default: small to send
+API_IMAGE_FORMAT = "png"  # /generate's images are lossless (the format of its components in ui/layout.py)
 MAX_REMEMBERED = 200  # gallery images the browser keeps across page reloads
 
 
@@ -42,10 +46,10 @@ def _settings_json(frame: Frame) -> dict:
             "error": frame.unsaved}
 
 
-def _final_images(frame: Frame) -> list:
-    """The API's images: saved PNG paths (with metadata), or the images themselves when not saved."""
+def _final_images(frame: Frame, files: DisplayFiles) -> list:
+    """The API's images: saved PNG paths (with metadata), or files of the images when not saved."""
     if frame.unsaved:
-        return [(image, gallery.caption(s)) for image, s in zip(frame.images, frame.settings)]
+        return [(files.path(image), gallery.caption(s)) for image, s in zip(frame.images, frame.settings)]
     return gallery.gallery_value([gallery.make_item(s.path, s.settings) for s in frame.saved])
 
 
@@ -60,32 +64,41 @@ class Handlers:
         req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
                        decoder_guidance, num_images)
         try:
-            for frame in stream(self.services, request.session_hash, req):
-                _show_notices(frame)
-                yield (frame.stage_c, frame.stage_b, _final_images(frame) or None,
-                       _settings_json(frame) if frame.images else None, frame.status)
+            with display_files(API_IMAGE_FORMAT) as files:
+                for frame in stream(self.services, request.session_hash, req):
+                    _show_notices(frame)
+                    yield (files.path(frame.stage_c), files.path(frame.stage_b), _final_images(frame, files) or None,
+                           _settings_json(frame) if frame.images else None, frame.status)
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
     def ui_generate(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
                     decoder_steps, decoder_guidance, num_images, style, items, request: gr.Request):
-        """The page's Generate: outputs (stage C, stage B, status, gallery, items, seed)."""
+        """The page's Generate: outputs (stage C, stage B, status, gallery, items, seed).
+
+        A live image is sent when it changes; otherwise gr.skip() keeps the one the page shows.
+        """
         template = self.presets.styles.get(style)
         styled, styled_negative = apply_style(template, prompt or "", negative_prompt or "")
         req = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
                        prior_guidance, decoder_steps, decoder_guidance, num_images)
         extra = {"style": style, "user_prompt": prompt or "", "user_negative_prompt": negative_prompt or ""}
+        shown = [_NOTHING_YET, _NOTHING_YET]  # the live images' files as last sent (None: cleared)
         try:
-            for frame in stream(self.services, request.session_hash, req, extra):
-                _show_notices(frame)
-                if frame.unsaved:
-                    gr.Warning(html.escape(f"Not saved: {frame.unsaved}"))
-                if frame.images:
-                    items = gallery.add_items(items, [gallery.make_item(s.path, s.settings) for s in frame.saved])
-                    yield (frame.stage_c, frame.stage_b, md_escape(frame.status), gallery.gallery_value(items),
-                           items, frame.request.seed)
-                else:
-                    yield frame.stage_c, frame.stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip()
+            with display_files(PAGE_IMAGE_FORMAT) as files:
+                for frame in stream(self.services, request.session_hash, req, extra):
+                    _show_notices(frame)
+                    if frame.unsaved:
+                        gr.Warning(html.escape(f"Not saved: {frame.unsaved}"))
+                    live = [files.path(frame.stage_c), files.path(frame.stage_b)]
+                    stage_c, stage_b = (gr.skip() if new == old else new for new, old in zip(live, shown))
+                    shown = live
+                    if frame.images:
+                        items = gallery.add_items(items, [gallery.make_item(s.path, s.settings) for s in frame.saved])
+                        yield (stage_c, stage_b, md_escape(frame.status), gallery.gallery_value(items), items,
+                               frame.request.seed)
+                    else:
+                        yield stage_c, stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip()
         except StudioError as e:
             gr.Warning(html.escape(str(e)))  # toasts render HTML: show the message as text
             yield gr.skip(), gr.skip(), f"**Not generated:** {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip()

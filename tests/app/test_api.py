@@ -27,6 +27,9 @@ def call(client: Client, prompt: str, seed: int, prior_steps: int, decoder_steps
     outputs = list(job.outputs())
     if not outputs or outputs[-1] != final:  # gradio_client may return the result before it lists it
         outputs.append(final)
+    # gradio_client lists [the exception] in place of a streamed output whose files it could not fetch
+    unfetched = [o[0] for o in outputs if len(o) == 1 and isinstance(o[0], Exception)]
+    assert not unfetched, f"streamed outputs the client could not fetch: {unfetched}"
     return outputs, final
 
 

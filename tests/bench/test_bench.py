@@ -133,3 +133,13 @@ def test_stage_a_layout_script_times_both_layouts():
     for name in ("channels-first", "channels-last"):
         assert re.search(rf"{name} +median \d+\.\d+ s", out)
     assert float(re.search(r"largest output difference (\S+)", out).group(1)) <= 1e-4
+
+
+def test_studio_stream_script_times_both_checkouts():
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(repo / "bench" / "studio_stream.py"), "--baseline", str(repo), "--size",
+                          "256", "--prior-steps", "2", "--decoder-steps", "2", "--runs", "1"],
+                         check=True, capture_output=True, text=True, timeout=600).stdout
+    for name in ("this checkout", "baseline"):
+        assert re.search(rf"{name} +wall \d+\.\d+ s, engine \d+\.\d+ s, stream overhead -?\d+\.\d+ s .*; "
+                         r"\d+ outputs streamed", out)
