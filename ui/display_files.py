@@ -24,13 +24,17 @@ class DisplayFiles:
         self.folder, self.format = folder, format
         self._files: dict[int, tuple[Image, str]] = {}  # id(image) → (image, kept so its id stays unique; path)
 
+    def adopt(self, image: Image, path: str | Path) -> None:
+        """Show `image` from a file that already holds it and is never rewritten (a saved output)."""
+        self._files[id(image)] = (image, str(path))
+
     def path(self, image: Image | None) -> str | None:
         """The file showing `image` (written on first use), or None for no image."""
         if image is None:
             return None
         known = self._files.get(id(image))
         if known is None:
-            path = self.folder / f"{len(self._files):03d}.{self.format}"
+            path = self.folder / f"{len(self._files):03d}.{self.format}"  # a new name for each image
             image.save(path, self.format)
             known = self._files[id(image)] = (image, str(path))
         return known[1]

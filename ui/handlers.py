@@ -46,6 +46,12 @@ def _settings_json(frame: Frame) -> dict:
             "error": frame.unsaved}
 
 
+def _show_saved(frame: Frame, files: DisplayFiles) -> None:
+    """A single finished image is shown from its saved PNG, so no second encode delays it."""
+    if len(frame.images) == 1 and len(frame.saved) == 1:
+        files.adopt(frame.images[0], frame.saved[0].path)
+
+
 def _final_images(frame: Frame, files: DisplayFiles) -> list:
     """The API's images: saved PNG paths (with metadata), or files of the images when not saved."""
     if frame.unsaved:
@@ -67,6 +73,7 @@ class Handlers:
             with display_files(API_IMAGE_FORMAT) as files:
                 for frame in stream(self.services, request.session_hash, req):
                     _show_notices(frame)
+                    _show_saved(frame, files)
                     yield (files.path(frame.stage_c), files.path(frame.stage_b), _final_images(frame, files) or None,
                            _settings_json(frame) if frame.images else None, frame.status)
         except StudioError as e:
@@ -90,6 +97,7 @@ class Handlers:
                     _show_notices(frame)
                     if frame.unsaved:
                         gr.Warning(html.escape(f"Not saved: {frame.unsaved}"))
+                    _show_saved(frame, files)
                     live = [files.path(frame.stage_c), files.path(frame.stage_b)]
                     stage_c, stage_b = (gr.skip() if new == old else new for new, old in zip(live, shown))
                     shown = live

@@ -42,6 +42,12 @@ def test_an_image_is_written_once_and_keeps_its_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["000.png", "001.png"]
 
 
+def test_an_adopted_file_shows_its_image_without_writing(tmp_path):
+    files, image, saved = DisplayFiles(tmp_path, "webp"), noise(3), tmp_path / "saved.png"
+    files.adopt(image, saved)
+    assert files.path(image) == str(saved) and not saved.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_the_folder_goes_when_the_run_ends():
     with display_files("webp") as files:
         path = Path(files.path(noise(2)))
@@ -79,3 +85,11 @@ def test_page_sends_a_live_image_only_when_it_changes(handlers):
     stage_b = [o[1] for o in outputs if o[1] != SKIP]
     assert stage_b[0] is None and len(stage_b) == 3  # cleared, one intermediate, the final images
     assert len(outputs) > len(sent) + 10  # every other frame only updates the status
+
+
+def test_a_single_final_image_is_shown_from_its_saved_png(handlers):
+    one = (*STEPS[:4], 1)
+    *_, (preview, stage_b, images, settings, status) = handlers.api_generate(*REQUEST, *one, SESSION)
+    assert stage_b == images[0][0] == settings["images"][0]["file"] and Path(stage_b).exists()
+    *_, page_final = handlers.ui_generate(*REQUEST, False, *one, "None", [], SESSION)
+    assert page_final[1] == page_final[4][0]["path"]  # the Stage B area shows the gallery's new file
