@@ -39,14 +39,14 @@ def serve(checkout: Path, outputs: str) -> tuple[subprocess.Popen, str]:
                                cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             with urllib.request.urlopen(url + "config", timeout=2):
                 return process, url
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError(f"{checkout}/app.py did not serve within {START_TIMEOUT_S} s")
+    raise RuntimeError(f"{checkout}/app.py exited or did not serve within {START_TIMEOUT_S} s")
 
 
 def one_run(client: Client, args) -> dict:
