@@ -9,14 +9,15 @@
 from .demo import load_demo
 from .devices import release_memory
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
-from .loading import ModelLoadError, load
+from .loading import ModelLoadError, load, load_with
 from .model import CascadeModel
+from .options import EngineOptions, OptionsError
 from .pipeline import generate
 from .request import GenerationRequest, RequestError
 from .version import __version__
 
 __all__ = [
-    "load", "load_demo", "generate", "GenerationRequest", "CascadeModel",
+    "load", "load_with", "load_demo", "EngineOptions", "OptionsError", "generate", "GenerationRequest", "CascadeModel",
     "Started", "StageProgress", "StageDone", "Finished", "Cancelled", "Event",
     "RequestError", "ModelLoadError", "release_memory", "__version__",
 ]

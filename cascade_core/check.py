@@ -11,9 +11,11 @@ import torch
 
 from .config import STAGES
 from .errors import ModelLoadError
-from .loading import RELEASED_FILES, expected_layout, find_custom, layout_problems, read_layout
+from .loading import detect_size, find_custom, layout_problems, read_layout
+from .models.layouts import expected_layout
+from .released import TEXT_ENCODER_FILES, all_names
 
-TEXT_WEIGHTS = ("model.bf16.safetensors", "model.safetensors")
+TEXT_FILES = tuple(TEXT_ENCODER_FILES.values())  # the bf16 file first
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def check_folder(folder: Path) -> list[FileCheck]:
 
 
 def _released(folder: Path, stage: str) -> list[FileCheck]:
-    names = [name for size_names in RELEASED_FILES[stage].values() for name in size_names]
+    names = all_names(stage)
     present = [name for name in names if (folder / name).is_file()]
     if not present:
         return [FileCheck(" or ".join(names), stage, False, "missing")]
@@ -45,8 +47,6 @@ def _released(folder: Path, stage: str) -> list[FileCheck]:
 
 
 def _network(path: Path, stage: str) -> FileCheck:
-    from .loading import detect_size
-
     try:
         file = detect_size(stage, path)
     except ModelLoadError as e:
@@ -67,9 +67,9 @@ def _custom(folder: Path, stage: str) -> FileCheck:
 def _text_encoder(folder: Path) -> FileCheck:
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    weights = next((folder / "text_encoder" / n for n in TEXT_WEIGHTS if (folder / "text_encoder" / n).is_file()), None)
+    weights = next((folder / "text_encoder" / n for n in TEXT_FILES if (folder / "text_encoder" / n).is_file()), None)
     if weights is None:
-        return FileCheck("text_encoder/", "text_encoder", False, f"missing {' or '.join(TEXT_WEIGHTS)}")
+        return FileCheck("text_encoder/", "text_encoder", False, f"missing {' or '.join(TEXT_FILES)}")
     name = f"text_encoder/{weights.name}"
     try:
         config = CLIPTextConfig.from_pretrained(folder / "text_encoder")

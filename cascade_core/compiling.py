@@ -11,16 +11,12 @@ later runs. `reduce-overhead` also records the blocks as CUDA graphs.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 from pathlib import Path
 
 import torch
 
-from .request import GenerationRequest
 
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 RECOMPILE_LIMIT = 64  # compiled variants per block class: levels × shapes × batch sizes
 
 
@@ -31,10 +27,9 @@ def cache_dir() -> Path:
 
 
 def compile_blocks(net: torch.nn.Module, mode: str) -> None:
-    """torch.compile every block of `net`'s levels in `mode`, in place (`none`: leave them eager).
+    """torch.compile every block of `net`'s levels in `mode` (one of options.COMPILE_MODES, checked
+    there), in place (`none`: leave them eager).
     Compiling is lazy: the first step of each shape compiles."""
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
     if mode == "none":
         return
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir()))
@@ -43,17 +38,3 @@ def compile_blocks(net: torch.nn.Module, mode: str) -> None:
     for level in (*net.down_blocks, *net.up_blocks):
         for block in level:
             block.compile(mode=None if mode == "default" else mode, dynamic=False)
-
-
-def warm_up(model, request=None) -> float:
-    """Run a short request (3 + 3 steps; default: one 1024×1024 image) so that a compiled model
-    compiles its blocks for that size and batch, or reads them from the disk cache, before the
-    first real request; returns the seconds it took."""
-    from .pipeline import generate  # here: the pipeline imports the model, which imports this module
-
-    start = time.perf_counter()
-    request = request or GenerationRequest("warm-up", seed=0)
-    short = dataclasses.replace(request, prior_steps=3, decoder_steps=3)
-    for _ in generate(model, short, preview_every=0, decode_every=0):
-        pass
-    return time.perf_counter() - start

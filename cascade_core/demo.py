@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .config import PRESETS
+from . import runtime
 from .devices import resolve_device
 from .model import CascadeModel
 from .models import build
@@ -62,7 +63,7 @@ def _demo_text_model(vocab_size: int, width: int, generator: torch.Generator):
 
 
 def load_demo(device: str = "cpu", compile: str = "none") -> CascadeModel:
-    """The tiny demo model in float32 (compile: as `loading.load`'s)."""
+    """The tiny demo model in float32 (compile: a mode of options.COMPILE_MODES)."""
     generator = torch.Generator().manual_seed(DEMO_SEED)
     torch_device = resolve_device(device)
     networks = {stage: randomize_(build(presets["tiny"]), generator).to(torch_device).requires_grad_(False)
@@ -71,6 +72,7 @@ def load_demo(device: str = "cpu", compile: str = "none") -> CascadeModel:
     tokenizer = _demo_tokenizer()
     width = PRESETS["stage_c"]["tiny"].c_clip_text
     text_model = _demo_text_model(len(tokenizer), width, generator).to(torch_device)
+    applied = runtime.apply(networks, torch_device, compile=compile)
     return CascadeModel(name="demo (random weights: noise)", **networks,
                         text_encoder=TextEncoder(tokenizer, text_model),
-                        device=torch_device, dtype=torch.float32, variant="tiny", compile=compile)
+                        device=torch_device, dtype=torch.float32, variant="tiny", runtime=applied)

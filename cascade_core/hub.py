@@ -2,11 +2,13 @@
 
 Files land in huggingface_hub's cache (`$HF_HOME/hub`, or `$HF_HUB_CACHE`), so other tools
 share them; a file already there is not fetched again, and an interrupted download resumes
-from the part an earlier run left. Every failure becomes a `ModelLoadError` that says what to do.
+from the part an earlier run left. Every failure of the hub, the network or the disk becomes a
+`ModelLoadError` that says what to do; any other error (a bug) is raised as it is.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import shutil
@@ -22,18 +24,18 @@ from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers
 
 from .errors import ModelLoadError, first_line
+from .options import DEFAULT_MODEL, WEIGHTS
+from .released import RELEASED_FILES, TEXT_ENCODER_DIR, TEXT_ENCODER_FILES, TOKENIZER_DIR
 from .units import format_bytes
 
-REPO = "stabilityai/stable-cascade"
-WEIGHTS = ("bf16", "fp32")
-NETWORKS = {  # (variant, weights) → Stage C and Stage B files
-    ("full", "bf16"): ("stage_c_bf16.safetensors", "stage_b_bf16.safetensors"),
-    ("full", "fp32"): ("stage_c.safetensors", "stage_b.safetensors"),
-    ("lite", "bf16"): ("stage_c_lite_bf16.safetensors", "stage_b_lite_bf16.safetensors"),
-    ("lite", "fp32"): ("stage_c_lite.safetensors", "stage_b_lite.safetensors"),
-}
-SHARED = ("stage_a.safetensors", "previewer.safetensors", "text_encoder/config.json")
-TEXT_WEIGHTS = {"bf16": "text_encoder/model.bf16.safetensors", "fp32": "text_encoder/model.safetensors"}
+log = logging.getLogger(__name__)
+# The HTTP library's base error, of whichever library huggingface_hub uses (httpx in 1.x, httpx2 in 2.x):
+# HfHubHTTPError derives from it, and so do its connection, TLS and timeout errors.
+_HTTPError = next(base for base in HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError")
+
+REPO = DEFAULT_MODEL
+SHARED = tuple(RELEASED_FILES[stage]["full"]["bf16"] for stage in ("stage_a", "previewer")) + (
+    f"{TEXT_ENCODER_DIR}/config.json",)
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 Say = Callable[[str], None]
@@ -50,14 +52,13 @@ def wanted_files(variant: str, weights: str, available: set[str]) -> list[str]:
     The text encoder's bf16 file is taken where present, else its fp32 one; the whole
     `tokenizer/` folder is taken. Raises ModelLoadError naming what is missing.
     """
-    if (variant, weights) not in NETWORKS:
+    if variant not in ("full", "lite") or weights not in WEIGHTS:
         raise ModelLoadError(f"unknown variant {variant!r} or weights {weights!r}; use full or lite, bf16 or fp32")
-    text = TEXT_WEIGHTS[weights]
-    if text not in available:
-        text = TEXT_WEIGHTS["fp32"] if weights == "bf16" else TEXT_WEIGHTS["bf16"]
-    tokenizer = sorted(f for f in available if f.startswith("tokenizer/"))
-    files = [*NETWORKS[variant, weights], *SHARED, text, *tokenizer]
-    missing = [f for f in files if f not in available] + ([] if tokenizer else ["tokenizer/"])
+    text_files = [f"{TEXT_ENCODER_DIR}/{TEXT_ENCODER_FILES[w]}" for w in (weights, *WEIGHTS)]
+    text = next((f for f in text_files if f in available), text_files[0])
+    tokenizer = sorted(f for f in available if f.startswith(f"{TOKENIZER_DIR}/"))
+    files = [*(RELEASED_FILES[stage][variant][weights] for stage in ("stage_c", "stage_b")), *SHARED, text, *tokenizer]
+    missing = [f for f in files if f not in available] + ([] if tokenizer else [f"{TOKENIZER_DIR}/"])
     if missing:
         raise _Missing(missing)
     return files
@@ -83,10 +84,12 @@ def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: st
         if _status(e) is not None and _status(e) < 500:
             raise ModelLoadError(f"the Hugging Face hub refused {repo} (HTTP {_status(e)}: {first_line(e)})") from e
         return cached(repo, variant, weights, revision, reason=f"the hub answered HTTP {_status(e)}", say=say)
-    except Exception as e:  # noqa: BLE001 - offline, DNS, refused connection, timeout: try the cache
-        reason = "offline mode is on (HF_HUB_OFFLINE=1)" if isinstance(e, OfflineModeIsEnabled) else \
-            f"the Hugging Face hub cannot be reached ({type(e).__name__}: {first_line(e)})"
-        return cached(repo, variant, weights, revision, reason=reason, say=say)
+    except OfflineModeIsEnabled:
+        return cached(repo, variant, weights, revision, reason="offline mode is on (HF_HUB_OFFLINE=1)", say=say)
+    except _HTTPError as e:  # no connection, DNS, TLS, timeout: try the cache
+        log.debug("the hub did not answer for %s", repo, exc_info=True)
+        return cached(repo, variant, weights, revision, say=say,
+                      reason=f"the Hugging Face hub cannot be reached ({type(e).__name__}: {first_line(e)})")
     sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
     try:
         files = wanted_files(variant, weights, set(sizes))
@@ -131,7 +134,7 @@ def _download(repo: str, name: str, revision: str, force: bool, bar) -> str:
         return str(_resumable_get(repo, name, revision, meta, force, bar))
     except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as e:
         raise _access_error(repo, revision, e) from e
-    except Exception as e:  # noqa: BLE001 - the network or the disk failed mid-file
+    except (_HTTPError, OSError) as e:  # the network or the disk failed mid-file (HfHubHTTPError is both)
         raise ModelLoadError(
             f"downloading {name} from {repo} stopped ({type(e).__name__}: {first_line(e)}). Run the same command "
             "again: it resumes where it stopped. If the disk is full, free space in the Hugging Face cache "

@@ -11,8 +11,8 @@ cast once and placed straight on the target device. Pickles are never loaded.
 """
 from __future__ import annotations
 
-import functools
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,32 +21,22 @@ from typing import Callable
 import torch
 from safetensors import SafetensorError, safe_open
 
-from . import hub, memory
-from .compiling import COMPILE_MODES
+from . import hub, memory, runtime
 from .config import PRESETS, STAGES
 from .devices import resolve_device, resolve_dtype, supports_bfloat16
 from .errors import ModelLoadError, first_line
 from .model import CascadeModel, LoadedNetwork
 from .models import build
-from .models.linear import packed_bytes, packs
+from .models.layouts import expected_layout
 from .offload import Placement
+from .options import EngineOptions
+from .released import RELEASED_FILES, TEXT_ENCODER_DIR, TOKENIZER_DIR, released_names
 from .text import TextEncoder
 from .units import format_bytes
 
+log = logging.getLogger(__name__)
 PREFIX = "model.diffusion_model."
-VARIANTS = ("auto", "full", "lite")
 Progress = Callable[[str], None]
-
-# Released file names per network and size, preferred first for (bf16, fp32) runs.
-RELEASED_FILES = {
-    "stage_c": {"full": ("stage_c_bf16.safetensors", "stage_c.safetensors"),
-                "lite": ("stage_c_lite_bf16.safetensors", "stage_c_lite.safetensors")},
-    "stage_b": {"full": ("stage_b_bf16.safetensors", "stage_b.safetensors"),
-                "lite": ("stage_b_lite_bf16.safetensors", "stage_b_lite.safetensors")},
-    "stage_a": {"full": ("stage_a.safetensors",)},
-    "previewer": {"full": ("previewer.safetensors",)},
-}
-
 
 @dataclass(frozen=True)
 class NetworkFile:
@@ -54,13 +44,6 @@ class NetworkFile:
     config: object
     path: Path
     size: str  # preset name ("full", "lite", "tiny") or "custom"
-
-
-@functools.lru_cache(maxsize=None)
-def expected_layout(config) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes a network of this config holds (built on meta: free)."""
-    with torch.device("meta"):
-        return {k: tuple(v.shape) for k, v in build(config).state_dict().items()}
 
 
 def read_layout(path: Path) -> dict[str, tuple[int, ...]]:
@@ -109,12 +92,12 @@ def find_released(folder: Path, stage: str, variant: str, dtype: torch.dtype) ->
     sizes = RELEASED_FILES[stage]
     preference = {"auto": ["full", "lite"], "full": ["full"], "lite": ["lite"]}[variant]
     order = [size for size in preference if size in sizes] or list(sizes)  # Stage A, previewer: one size
+    prefer = "bf16" if dtype == torch.bfloat16 else "fp32"
     for size in order:
-        names = sizes[size] if dtype == torch.bfloat16 else tuple(reversed(sizes[size]))
-        for name in names:
+        for name in released_names(stage, size, prefer):
             if (folder / name).is_file():
                 return detect_size(stage, folder / name)
-    wanted = " or ".join(n for s in order for n in sizes[s])
+    wanted = " or ".join(n for s in order for n in released_names(stage, s))
     raise ModelLoadError(f"{folder} has no {wanted}; download it into the folder (or point --model at the right one)")
 
 
@@ -147,8 +130,6 @@ def locate(folder: Path, variant: str = "auto", dtype: torch.dtype = torch.float
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"{spec_path} is not valid JSON ({e})") from e
         return {stage: find_custom(folder, spec, stage) for stage in STAGES}
-    if variant not in VARIANTS:
-        raise ModelLoadError(f"unknown variant {variant!r}; use {', '.join(VARIANTS)}")
     return {stage: find_released(folder, stage, variant, dtype) for stage in STAGES}
 
 
@@ -173,7 +154,7 @@ def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype, ru
     """The tokenizer and CLIP text model; weights on `device`, tokens sent to `run_on`."""
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-    text_dir, tokenizer_dir = folder / "text_encoder", folder / "tokenizer"
+    text_dir, tokenizer_dir = folder / TEXT_ENCODER_DIR, folder / TOKENIZER_DIR
     for needed in (text_dir, tokenizer_dir):
         if not needed.is_dir():
             raise ModelLoadError(f"{needed} is missing: a model folder needs text_encoder/ and tokenizer/")
@@ -189,79 +170,57 @@ def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype, ru
     return TextEncoder(tokenizer, model.to(device).eval(), run_on)
 
 
-def load(source: str | Path = hub.REPO, *, device: str = "auto", dtype: str = "auto", variant: str = "auto",
-         offload: str = "none", weights: str = "bf16", revision: str | None = None, force_float16: bool = False,
-         compile: str = "none", progress: Progress | None = None) -> CascadeModel:
+def load(source: str | Path = hub.REPO, *, progress: Progress | None = None, **options) -> CascadeModel:
+    """`load(folder_or_repo, device=..., dtype=..., …)`: `load_with` of `EngineOptions(model=source, **options)`."""
+    return load_with(EngineOptions(model=str(source), **options), progress)
+
+
+def load_with(options: EngineOptions, progress: Progress | None = None) -> CascadeModel:
     """Load a model folder, or a hub repository (downloaded into the HF cache), onto a device.
 
-    variant: full, lite, or auto (the largest that fits the device's memory).
-    dtype: auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, or float16, which
-        Stage C only gets with force_float16 (its activations overflow; it runs in bfloat16 or float32).
-    offload: none, model or sequential (README, "Memory"): what stays on the device between stages.
-    weights: which released files a hub download takes, bf16 (half the download) or fp32.
-    compile: torch.compile mode of the per-step calls (compiling.py): none, default, reduce-overhead
-        (CUDA graphs on GPUs) or max-autotune. The first request of each size compiles.
+    The options (options.py) say which variant (auto: the largest that fits the device's memory),
+    device and dtype (float16: Stage C keeps bfloat16 unless force_float16, its activations
+    overflow), offload mode (README, "Memory"), downloaded weights and compile mode.
     progress: receives one line per step (download, each network, the summary).
     """
     say = progress or (lambda message: None)
     try:
-        torch_device = resolve_device(device)
-        dtypes = stage_dtypes(resolve_dtype(dtype, torch_device), torch_device, force_float16, say)
+        device = resolve_device(options.device)
+        dtypes = stage_dtypes(resolve_dtype(options.dtype, device), device, options.force_float16, say)
     except ValueError as e:
         raise ModelLoadError(str(e)) from e
-    if variant not in VARIANTS:
-        raise ModelLoadError(f"unknown variant {variant!r}; use {', '.join(VARIANTS)}")
-    if offload not in memory.OFFLOAD_MODES:
-        raise ModelLoadError(f"unknown offload mode {offload!r}; use {', '.join(memory.OFFLOAD_MODES)}")
-    if compile not in COMPILE_MODES:
-        raise ModelLoadError(f"unknown compile mode {compile!r}; use {', '.join(COMPILE_MODES)}")
-    if compile != "none" and offload != "none" and torch_device.type != "cpu":
-        raise ModelLoadError("compile needs --offload none: compiled steps keep their weights on the device")
-    if offload != "none" and torch_device.type == "cpu":
+    offload, variant = options.offload, options.variant
+    if offload != "none" and device.type == "cpu":
         say(f"offload {offload} has no effect on the CPU, where every network already is in host memory")
         offload = "none"
-    from_hub = hub.is_repo_id(str(source))
+    from_hub = hub.is_repo_id(options.model)
     if from_hub:
         if variant == "auto":
-            variant = memory.choose_variant(torch_device, dtypes["stage_c"], offload)
-            say(f"variant {variant}: {memory.describe_choice(torch_device, dtypes['stage_c'], offload)}")
-        folder = hub.fetch(str(source), variant=variant, weights=weights, revision=revision, progress=say)
+            variant = memory.choose_variant(device, dtypes["stage_c"], offload)
+            say(f"variant {variant}: {memory.describe_choice(device, dtypes['stage_c'], offload)}")
+        folder = hub.fetch(options.model, variant=variant, weights=options.weights, revision=options.revision,
+                           progress=say)
     else:
-        folder = Path(source).expanduser()
+        folder = Path(options.model).expanduser()
     try:
         files = locate(folder, variant, dtypes["stage_c"])
-        memory.check_fits(planned_bytes(folder, files, dtypes), torch_device, offload, files["stage_c"].size)
-        networks, text_encoder, report = _load_all(folder, files, dtypes, torch_device, offload, say)
+        memory.check_fits(planned_bytes(folder, files, dtypes), device, offload, files["stage_c"].size)
+        networks, text_encoder, report = _load_all(folder, files, dtypes, device, offload, say)
     except ModelLoadError as e:
         if from_hub:
-            raise ModelLoadError(f"{e} (in the Hugging Face cache: `python -m cascade_core download --model {source} "
-                                 f"--variant {variant} --force` fetches it again)") from e
+            raise ModelLoadError(f"{e} (in the Hugging Face cache: `python -m cascade_core download --model "
+                                 f"{options.model} --variant {variant} --force` fetches it again)") from e
         raise
     size = files["stage_c"].size if files["stage_c"].size == files["stage_b"].size else "custom"
-    say(f"loaded in {sum(item.seconds for item in report):.1f} s on {torch_device}, "
+    say(f"loaded in {sum(item.seconds for item in report):.1f} s on {device}, "
         f"{format_bytes(sum(item.bytes for item in report))} of weights")
-    placement = Placement({"text_encoder": text_encoder.model, **networks}, torch_device, offload)
-    cpu_packing = _room_to_pack(networks, torch_device, say)
+    applied = runtime.apply(networks, device, compile=options.compile, say=say)
+    placement = Placement({"text_encoder": text_encoder.model, **networks}, device, offload)
     return CascadeModel(
-        name=str(source) if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
-        device=torch_device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
-        compile=compile, cpu_packing=cpu_packing,
+        name=options.model if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
+        device=device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
+        runtime=applied,
     )
-
-
-def _room_to_pack(networks: dict[str, torch.nn.Module], device: torch.device, say: Progress) -> bool:
-    """Whether the host has memory for Stage C's and Stage B's MKL-packed weights (models/linear.py):
-    float32 steps on the CPU run 1.2–1.9× faster with them."""
-    stages = ("stage_c", "stage_b")
-    if not all(packs(device, next(networks[s].parameters()).dtype) for s in stages):
-        return False
-    extra = sum(packed_bytes(networks[stage]) for stage in stages)
-    free = memory.host_available_bytes()
-    if free < extra + memory.ACTIVATION_MARGIN:
-        say(f"not packing the weights for the CPU's matrix library: it needs {format_bytes(extra)} more memory "
-            f"and {format_bytes(free)} is free; steps run about 1.3× slower without it")
-        return False
-    return True
 
 
 def stage_dtypes(dtype: torch.dtype, device: torch.device, force_float16: bool, say: Progress) -> dict[str, torch.dtype]:
@@ -301,9 +260,9 @@ def planned_bytes(folder: Path, files: dict[str, NetworkFile], dtypes: dict[str,
 
     sizes = {stage: memory.config_bytes(file.config, dtypes[stage]) for stage, file in files.items()}
     try:
-        config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
+        config = CLIPTextConfig.from_pretrained(folder / TEXT_ENCODER_DIR)
     except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{folder / 'text_encoder' / 'config.json'} is missing or unreadable ({e})") from e
+        raise ModelLoadError(f"{folder / TEXT_ENCODER_DIR / 'config.json'} is missing or unreadable ({e})") from e
     return {**sizes, "text_encoder": memory.clip_text_bytes(config, dtypes["text_encoder"])}
 
 

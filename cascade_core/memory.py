@@ -14,9 +14,9 @@ import torch
 
 from .config import PRESETS
 from .errors import ModelLoadError
+from .models.layouts import expected_layout
 from .units import format_bytes
 
-OFFLOAD_MODES = ("none", "model", "sequential")
 BIG_STAGES = ("text_encoder", "stage_c", "stage_b")  # moved on and off the device by offload=model
 ACTIVATION_MARGIN = 2 * 10**9
 # The released text encoder: CLIP ViT-bigG/14's text tower with its projection (text_encoder/config.json).
@@ -38,8 +38,6 @@ def network_bytes(stage: str, size: str, dtype: torch.dtype) -> int:
 
 def config_bytes(config, dtype: torch.dtype) -> int:
     """Weight bytes of a network of this config, from its layout (built on meta: free)."""
-    from .loading import expected_layout  # loading needs this module; the layout is built lazily
-
     return sum(math.prod(shape) for shape in expected_layout(config).values()) * dtype.itemsize
 
 

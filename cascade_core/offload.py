@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .memory import BIG_STAGES, OFFLOAD_MODES
+from .memory import BIG_STAGES
 
 
 class Placement:
@@ -26,9 +26,7 @@ class Placement:
     streams weights per operation inside `compute()` (mode `sequential`)."""
 
     def __init__(self, networks: dict[str, torch.nn.Module], device: torch.device, mode: str = "none"):
-        """`networks` are on `device` for mode none, on the host for the others."""
-        if mode not in OFFLOAD_MODES:
-            raise ValueError(f"unknown offload mode {mode!r}; use {', '.join(OFFLOAD_MODES)}")
+        """`networks` are on `device` for mode none, on the host for the others (mode: options.OFFLOAD_MODES)."""
         self.device, self.mode = device, mode
         self.offloaded = {s: n for s, n in networks.items() if mode == "sequential" or (mode == "model" and s in BIG_STAGES)}
         self.host = {s: _pin(n, device) for s, n in self.offloaded.items()}  # the tensors that stay on the host

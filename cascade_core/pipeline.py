@@ -3,24 +3,28 @@
 The procedure and its random stream are the official pipeline's (../shared/reference
 README, "pipeline/"): for one image, a CPU generator seeded with `seed` draws Stage C's
 start and step noise, then Stage B's. Image k of a batch has its own generator seeded with
-seed + k, so it can be remade alone. Each network runs in its own dtype; the sampler state
-and the schedule stay in fp32.
+seed + k, so it can be remade alone. Each stage's result is the sampler's last prediction
+x0, as the official notebooks and `train/base.py` keep it (not the last x, which still
+carries the last step's noise). Each network runs in its own dtype; the sampler state and
+the schedule stay in fp32.
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 
 from . import sampling
-from .devices import synchronize, trim_host_heap
+from .devices import synchronize, trim_host_heap, upload
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
 from .images import PendingImages, to_pil
 from .model import CascadeModel
 from .request import GenerationRequest
+from .text import TextEmbedding
 from .version import __version__
 
 STAGE_C_SHIFT, STAGE_B_SHIFT = 2.0, 1.0
@@ -42,7 +46,19 @@ def image_settings(model: CascadeModel, request: GenerationRequest, k: int) -> d
             "sampler": "DDPM", "prior_shift": STAGE_C_SHIFT, "decoder_shift": STAGE_B_SHIFT}
 
 
-class _Run:
+@dataclass(frozen=True)
+class StageSampling:
+    """How one stage samples: the events' stage name, its steps, the schedule's shift, the latent
+    shape (C, h, w), and every how many steps `show` makes images of the estimate x0 (0: never)."""
+    stage: str
+    steps: int
+    shift: float
+    shape: tuple[int, int, int]
+    show_every: int = 0
+    show: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+class _NetworkRun:
     """A network in its dtype behind the sampler's prepare/step calls; steps return fp32, so the
     sampler's arithmetic stays fp32. `fixed` are extra prepare arguments (Stage B's latent size)."""
 
@@ -77,6 +93,27 @@ class _Clock:
         return self.timings[name]
 
 
+@dataclass
+class _Request:
+    """One running request: its model, settings, random streams, clock and stop flag."""
+    model: CascadeModel
+    request: GenerationRequest
+    generators: list[torch.Generator]
+    clock: _Clock
+    stop: threading.Event | None
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def batch(self, t: torch.Tensor) -> torch.Tensor:
+        """A one-sample tensor (a prompt's embedding) as the request's batch, on the device."""
+        return t.to(self.model.device).expand(self.request.num_images, *t.shape[1:])
+
+    def noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The next draw of every image's generator, on the device."""
+        return upload(sampling.draw_noise(self.generators, shape), self.model.device)
+
+
 def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading.Event | None = None,
              preview_every: int = 5, decode_every: int = 2, keep_tensors: bool = False) -> Iterator[Event]:
     """Yield the events of one request. Raises RequestError before anything runs if it is invalid.
@@ -87,108 +124,119 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     keep_tensors: put float32 CPU copies of latent_c, preview, latent_b and image into Finished.
     """
     request, notices = request.validated()
-    device = model.device
-    clock = _Clock(device)
-    generators = [torch.Generator().manual_seed(seed) for seed in request.seeds()]
-    n = request.num_images
+    run = _Request(model, request, [torch.Generator().manual_seed(s) for s in request.seeds()],
+                   _Clock(model.device), stop)
     shape_c, shape_b = latent_shapes(request.width, request.height)
-    stopped = lambda: stop is not None and stop.is_set()
+    place = model.placement
 
-    # 1. Encode the prompt and the negative prompt (the unconditional branch), unless the encoder
-    #    still has both from an earlier request: then its weights need not come to the device either.
-    place, encoder = model.placement, model.text_encoder
-    text, negative = encoder.cached(request.prompt), encoder.cached(request.negative_prompt)
-    if text is None or negative is None:
-        place.activate("text_encoder", then="stage_c")
-        with place.compute():
-            text, negative = encoder(request.prompt), encoder(request.negative_prompt)
-    for label, embedding in (("prompt", text), ("negative prompt", negative)):
-        if embedding.dropped:
-            notices += (f"The {label} is longer than 77 CLIP tokens; these words were ignored: {embedding.dropped}",)
-    clock.mark("text")
+    # 1. Encode the prompt and the negative prompt (the unconditional branch).
+    text, negative = _encode_prompts(model)(request.prompt, request.negative_prompt)
+    notices += tuple(f"The {label} is longer than 77 CLIP tokens; these words were ignored: {e.dropped}"
+                     for label, e in (("prompt", text), ("negative prompt", negative)) if e.dropped)
+    run.clock.mark("text")
     yield Started(request, notices)
 
-    # 2. Stage C: the 16-channel semantic latent.
-    batch = lambda t: t.to(device).expand(n, *t.shape[1:])
-    clip_img = torch.zeros(n, 1, model.stage_c.config.c_clip_img, device=device)
-    cond = {"clip_text": batch(text.clip_text), "clip_text_pooled": batch(text.clip_text_pooled), "clip_img": clip_img}
-    uncond = {"clip_text": batch(negative.clip_text), "clip_text_pooled": batch(negative.clip_text_pooled),
-              "clip_img": clip_img}
+    # 2. Stage C: the 16-channel semantic latent, with previews of its estimate every few steps.
     previewer = lambda latent: model.previewer(latent.to(_dtype(model.previewer))).float()
     place.activate("stage_c", then="stage_b")
-    with place.compute():  # the text keys and values, once per request
-        denoise = sampling.guided(_Run(model.stage_c), cond, uncond, request.prior_guidance)
-    latent_c = yield from _sample("stage_c", denoise, request.prior_steps, STAGE_C_SHIFT, shape_c, generators,
-                                  device, clock, stopped, preview_every, previewer, place.compute)
+    latent_c = yield from _sample(run, _stage_c_denoiser(run, text, negative), StageSampling(
+        "stage_c", request.prior_steps, STAGE_C_SHIFT, shape_c, preview_every, previewer))
     if latent_c is None:
         return
-    clock.mark("stage_c")
+    run.clock.mark("stage_c")
 
     # 3. Preview: the previewer's RGB estimate of the final image, from Stage C alone.
     with place.compute():
         preview = previewer(latent_c)
-    clock.mark("preview")
-    yield StageDone("stage_c", clock.timings["stage_c"], tuple(to_pil(preview)))
+    run.clock.mark("preview")
+    yield StageDone("stage_c", run.clock.timings["stage_c"], tuple(to_pil(preview)))
 
     # 4. Stage B: the 4-channel Stage A latent, conditioned on Stage C's latent.
-    cond = {"effnet": latent_c, "clip": batch(text.clip_text_pooled)}
-    uncond = {"effnet": torch.zeros_like(latent_c), "clip": batch(negative.clip_text_pooled)}
-    place.activate("stage_b")
-    with place.compute():
-        denoise = sampling.guided(_Run(model.stage_b, size=shape_b[1:]), cond, uncond,
-                                  request.decoder_guidance)
     decoder = lambda latent: model.stage_a.decode(latent.to(_dtype(model.stage_a))).float()
-    latent_b = yield from _sample("stage_b", denoise, request.decoder_steps, STAGE_B_SHIFT, shape_b, generators,
-                                  device, clock, stopped, decode_every, decoder, place.compute)
+    place.activate("stage_b")
+    latent_b = yield from _sample(run, _stage_b_denoiser(run, latent_c, text, negative, shape_b), StageSampling(
+        "stage_b", request.decoder_steps, STAGE_B_SHIFT, shape_b, decode_every, decoder))
     if latent_b is None:
         return
-    clock.mark("stage_b")
-    yield StageDone("stage_b", clock.timings["stage_b"])
+    run.clock.mark("stage_b")
+    yield StageDone("stage_b", run.clock.timings["stage_b"])
 
     # 5. Stage A: pixels.
     with place.compute():
         image = decoder(latent_b).clamp(0, 1)
-    clock.mark("stage_a")
-    clock.timings["total"] = clock.elapsed()
+    run.clock.mark("stage_a")
+    run.clock.timings["total"] = run.clock.elapsed()
     trim_host_heap()  # the run's freed host buffers back to the OS, so a long session's memory stays flat
-    tensors = {}
-    if keep_tensors:
-        tensors = {k: v.float().cpu() for k, v in
-                   {"latent_c": latent_c, "preview": preview, "latent_b": latent_b, "image": image}.items()}
+    kept = {"latent_c": latent_c, "preview": preview, "latent_b": latent_b, "image": image} if keep_tensors else {}
     yield Finished(
         images=tuple(to_pil(image)),
         seeds=tuple(request.seeds()),
-        settings=tuple(image_settings(model, request, k) for k in range(n)),
-        timings=dict(clock.timings),
-        tensors=tensors,
+        settings=tuple(image_settings(model, request, k) for k in range(request.num_images)),
+        timings=dict(run.clock.timings),
+        tensors={k: v.float().cpu() for k, v in kept.items()},
     )
 
 
-def _sample(stage, denoise, steps, shift, shape, generators, device, clock, stopped, every, show, compute):
-    """Run one stage's sampler, yielding progress; returns the final latent, or None if stopped.
+def _encode_prompts(model: CascadeModel) -> Callable[[str, str], tuple[TextEmbedding, TextEmbedding]]:
+    """Encodes two prompts; when the encoder still keeps both, its weights need not come to the device."""
+    encoder, place = model.text_encoder, model.placement
 
-    Every `every` steps `show` makes images of the current estimate x0; they reach the host
-    without stalling the loop (images.PendingImages) and ride on the first progress event
-    after they land.
+    def encode(prompt: str, negative: str) -> tuple[TextEmbedding, TextEmbedding]:
+        kept = encoder.cached(prompt), encoder.cached(negative)
+        if None not in kept:
+            return kept
+        place.activate("text_encoder", then="stage_c")
+        with place.compute():
+            return encoder(prompt), encoder(negative)
 
-    compute: the context every block of network calls runs in (inference mode, weight streaming).
+    return encode
+
+
+def _stage_c_denoiser(run: _Request, text: TextEmbedding, negative: TextEmbedding) -> sampling.Denoiser:
+    """Stage C's guided denoiser: text conditions, and no image prompt (clip_img zeros)."""
+    stage_c = run.model.stage_c
+    clip_img = torch.zeros(run.request.num_images, 1, stage_c.config.c_clip_img, device=run.model.device)
+    cond = {"clip_text": run.batch(text.clip_text), "clip_text_pooled": run.batch(text.clip_text_pooled),
+            "clip_img": clip_img}
+    uncond = {"clip_text": run.batch(negative.clip_text), "clip_text_pooled": run.batch(negative.clip_text_pooled),
+              "clip_img": clip_img}
+    with run.model.placement.compute():  # the text keys and values, once per request
+        return sampling.guided(_NetworkRun(stage_c), cond, uncond, run.request.prior_guidance)
+
+
+def _stage_b_denoiser(run: _Request, latent_c: torch.Tensor, text: TextEmbedding, negative: TextEmbedding,
+                      shape_b: tuple[int, int, int]) -> sampling.Denoiser:
+    """Stage B's guided denoiser: conditioned on Stage C's latent; the unconditional branch gets zeros."""
+    cond = {"effnet": latent_c, "clip": run.batch(text.clip_text_pooled)}
+    uncond = {"effnet": torch.zeros_like(latent_c), "clip": run.batch(negative.clip_text_pooled)}
+    with run.model.placement.compute():
+        return sampling.guided(_NetworkRun(run.model.stage_b, size=shape_b[1:]), cond, uncond,
+                               run.request.decoder_guidance)
+
+
+def _sample(run: _Request, denoise: sampling.Denoiser, how: StageSampling) -> Iterator[Event]:
+    """Run one stage's sampler, yielding progress; returns the last prediction x0, or None if stopped.
+
+    Every `how.show_every` steps `how.show` makes images of the current estimate x0; they reach
+    the host without stalling the loop (images.PendingImages) and ride on the first progress
+    event after they land.
     """
+    compute = run.model.placement.compute
     with compute():
-        schedule = sampling.cosine_schedule(steps, shift)
-        noise = sampling.draw_noise(generators, shape, steps + 1).to(device)
-        states = sampling.ddpm_sample(denoise, schedule, noise)
-    x, pending = None, None
-    for step in range(1, steps + 1):
-        if stopped():
-            yield Cancelled(stage, step - 1, clock.elapsed())
+        schedule = sampling.cosine_schedule(how.steps, how.shift)
+        states = sampling.ddpm_sample(denoise, run.noise(how.shape), schedule, lambda: run.noise(how.shape))
+    x0, pending = None, None
+    for step in range(1, how.steps + 1):
+        if run.stopped():
+            yield Cancelled(how.stage, step - 1, run.clock.elapsed())
             return None
         with compute():
-            x, x0 = next(states)
-            if every and step % every == 0 and step < steps:
-                pending = PendingImages(show(x0), step)  # queued behind this step; the loop goes on
+            _, x0 = next(states)
+            if how.show_every and step % how.show_every == 0 and step < how.steps:
+                pending = PendingImages(how.show(x0), step)  # queued behind this step; the loop goes on
         shown = None
-        if pending is not None and (pending.ready() or step == steps):
+        if pending is not None and (pending.ready() or step == how.steps):
             shown, pending = pending, None
         previews = tuple(shown.images()) if shown else ()
-        yield StageProgress(stage, step, steps, clock.elapsed(), previews, shown.step if shown else 0)
-    return x
+        yield StageProgress(how.stage, step, how.steps, run.clock.elapsed(), previews, shown.step if shown else 0)
+    return x0

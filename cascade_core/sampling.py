@@ -61,13 +61,13 @@ def cosine_schedule(steps: int, shift: float = 1.0) -> Schedule:
     )
 
 
-def draw_noise(generators: Sequence[torch.Generator], shape: Sequence[int], count: int) -> torch.Tensor:
-    """(count, B, *shape) standard normal draws; sample k draws from generators[k] in order.
+def draw_noise(generators: Sequence[torch.Generator], shape: Sequence[int]) -> torch.Tensor:
+    """(B, *shape) standard normal: sample k is one `randn(1, *shape)` from generators[k].
 
-    With one generator this is exactly the official stream: `count` calls of randn(shape).
+    Called once for the start and once per step, with one generator this is exactly the
+    official stream, and the noise of only one step exists at a time.
     """
-    per_sample = [torch.stack([torch.randn(1, *shape, generator=g) for _ in range(count)]) for g in generators]
-    return torch.cat(per_sample, dim=1)  # (count, B, *shape)
+    return torch.cat([torch.randn(1, *shape, generator=g) for g in generators])
 
 
 def guidance_rescale(p_cond: torch.Tensor, p_uncond: torch.Tensor, guidance: float, rho: float = CFG_RHO):
@@ -98,17 +98,17 @@ def guided(net, cond: dict, uncond: dict, guidance: float) -> Denoiser:
     return denoise
 
 
-def ddpm_sample(denoise: Denoiser, schedule: Schedule, noise: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Run the DDPM sampler; yields (x, x0) after each step.
+def ddpm_sample(denoise: Denoiser, x: torch.Tensor, schedule: Schedule,
+                noise: Callable[[], torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Run the DDPM sampler from the start `x`; yields (x, x0) after each step.
 
-    `noise` is (steps + 1, B, ...): noise[0] is the start, noise[i + 1] the fresh noise of step i.
+    `noise()` gives the fresh noise of the next step (shaped like x, on x's device), called once per step.
     """
-    x = noise[0]
     batch = x.shape[0]
     a, b, r = schedule.a, schedule.b, schedule.r.to(x.device)
     for i in range(schedule.steps):
         pred = denoise(x, r[i].expand(batch))
         x0 = (x - b[i] * pred) / a[i]  # the network predicts the noise (epsilon target)
         sigma = (b[i + 1] ** 2 / b[i] ** 2).sqrt() * (1 - a[i] ** 2 / a[i + 1] ** 2).sqrt()
-        x = a[i + 1] * x0 + (b[i + 1] ** 2 - sigma**2).sqrt() * pred + sigma * noise[i + 1]
+        x = a[i + 1] * x0 + (b[i + 1] ** 2 - sigma**2).sqrt() * pred + sigma * noise()
         yield x, x0

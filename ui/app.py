@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from cascade_core.options import EngineOptions
 
 from .generation import Services
 from .layout import CSS, JS, build_app
-from .model_holder import ModelHolder, ModelOptions
+from .model_holder import ModelHolder
 from .outputs import OutputsWriter
 from .presets import PRESETS_DIR, load_presets
 
@@ -19,7 +20,8 @@ DEMO_NOTE = ("**Demo mode:** the built-in tiny model has random weights and prod
 
 @dataclass(frozen=True)
 class StudioOptions:
-    model: ModelOptions
+    engine: EngineOptions | None  # what to load (None: the page says how to start), unless demo
+    demo: bool = False  # the built-in tiny model instead
     outputs: str = "outputs"
     presets: str = str(PRESETS_DIR)
 
@@ -27,9 +29,9 @@ class StudioOptions:
 def create_studio(options: StudioOptions) -> tuple[gr.Blocks, dict]:
     """The Blocks (model loading started in the background) and the keyword arguments for launch()."""
     presets = load_presets(Path(options.presets))
-    holder = ModelHolder(options.model).start()
+    holder = ModelHolder(options.engine, demo=options.demo).start()
     writer = OutputsWriter(options.outputs)
-    notes = [DEMO_NOTE] if options.model.demo else []
+    notes = [DEMO_NOTE] if options.demo else []
     demo = build_app(Services(holder, writer), presets, notes=notes)
     Path(options.outputs).mkdir(parents=True, exist_ok=True)
     launch = {"css": CSS, "js": JS, "allowed_paths": [str(Path(options.outputs).resolve())],

@@ -2,17 +2,20 @@
 
 Shared by the UI handler and the API handler. Waits for the model, runs the engine in a
 worker thread, saves every finished image the moment it is done, and turns engine errors
-into messages for the user.
+into messages for the user; what a failure's message leaves out is in the server log.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
+import traceback
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import cascade_core as cc
+from cascade_core.errors import first_line, is_out_of_memory
 from PIL.Image import Image
 
 from .imaging import contact_sheet
@@ -21,6 +24,7 @@ from .outputs import OutputsWriter, SavedImage
 from .progress import STAGE_NAMES, ProgressText
 from .runner import StopRegistry, run_events
 
+log = logging.getLogger(__name__)
 WAIT_POLL_S = 0.5
 PREVIEW_LONGEST = 384  # Stage C previews are small (8× the latent): shown enlarged to this size
 
@@ -88,8 +92,11 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
             for event in events:
                 frame = _advance(frame, event, progress)
                 yield frame
-        except Exception as e:  # noqa: BLE001 - a message for this request; the app runs on
-            message = failure_message(e)
+        except cc.RequestError as e:  # the user's input: their message as it is, one line in the log
+            log.warning("request refused: %s", e)
+            message = str(e)
+        except Exception as e:  # noqa: BLE001 - the last resort of one run: logged, and the app runs on
+            message = _failed(e)
         else:
             if isinstance(event, cc.Cancelled):  # stopped: give its cached memory back
                 cc.release_memory(services.holder.model.device)
@@ -102,20 +109,20 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
     raise StudioError(message)
 
 
-def failure_message(error: Exception) -> str:
-    """What the user reads when a run fails: the field at fault, or what to do about memory."""
-    if isinstance(error, cc.RequestError):
-        return str(error)
+def _failed(error: Exception) -> str:
+    """Log a failed run; return what the user reads: what to do about memory, or where the details
+    are (the exception's text can name server paths, so it stays in the log).
+
+    Out of memory is one log line; anything else is logged with its traceback, whose frames then let
+    go of their locals, so that a log record a handler keeps does not keep the failed run's tensors.
+    """
     if is_out_of_memory(error):
+        log.warning("a run ran out of memory: %s", first_line(error))
         return ("Out of memory during the run. Try a smaller size or fewer images, the lite variant "
                 "(--variant lite) or --offload model; this run's memory has been freed for the next one.")
-    return f"Generation failed: {type(error).__name__}: {error}"
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """torch.OutOfMemoryError (GPU), MemoryError (CPU) or a RuntimeError saying "out of memory"."""
-    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
-            or "out of memory" in str(error).lower())
+    log.error("a run failed", exc_info=error)
+    traceback.clear_frames(error.__traceback__)
+    return f"The run failed on the server ({type(error).__name__}); details are in the server log."
 
 
 @dataclass(frozen=True)

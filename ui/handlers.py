@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import os
+from typing import NamedTuple
 
 import cascade_core as cc
 import gradio as gr
@@ -57,6 +58,29 @@ def _final_images(frame: Frame, files: DisplayFiles) -> list:
     if frame.unsaved:
         return [(files.path(image), gallery.caption(s)) for image, s in zip(frame.images, frame.settings)]
     return gallery.gallery_value([gallery.make_item(s.path, s.settings) for s in frame.saved])
+
+
+class Reused(NamedTuple):
+    """The controls an image's settings set again: the `controls` of ui/layout.py, by the same names."""
+    prompt: str
+    negative: str
+    style: str
+    width: int | None
+    height: int | None
+    seed: int | None
+    randomize: bool
+    prior_steps: int | None
+    prior_guidance: float | None
+    decoder_steps: int | None
+    decoder_guidance: float | None
+
+    def outputs(self, *more) -> tuple:
+        """A handler's outputs: these controls in their order, then `more` (the image count)."""
+        return (*self, *more)
+
+
+def _refined(steps: int) -> int:
+    return min(200, round(steps * REFINE_FACTOR))
 
 
 class Handlers:
@@ -150,31 +174,32 @@ class Handlers:
                 return item["settings"]
         raise gr.Error("Select an image in the gallery first.", print_exception=False)
 
-    def reuse_all(self, items, path):
-        """Controls ← all settings of the selected image (prompt and style as typed)."""
+    def _reused(self, items, path) -> Reused:
+        """All settings of the selected image (prompt and style as typed)."""
         s = self._selected(items, path)
         style = s.get("style") if s.get("style") in self.presets.styles else None
         prompt, negative = s.get("prompt", ""), s.get("negative_prompt", "")
         if style:  # as typed, before the style template
             prompt, negative = s.get("user_prompt", prompt), s.get("user_negative_prompt", negative)
-        return (prompt, negative, style or "None", s.get("width"), s.get("height"), s.get("seed"), False,
-                s.get("prior_steps"), s.get("prior_guidance"), s.get("decoder_steps"), s.get("decoder_guidance"))
+        return Reused(prompt, negative, style or "None", s.get("width"), s.get("height"), s.get("seed"), False,
+                      s.get("prior_steps"), s.get("prior_guidance"), s.get("decoder_steps"), s.get("decoder_guidance"))
+
+    def reuse_all(self, items, path) -> tuple:
+        """Controls ← all settings of the selected image."""
+        return self._reused(items, path).outputs()
 
     def reuse_seed(self, items, path):
         return self._selected(items, path).get("seed"), False
 
-    def variations(self, items, path, count):
+    def variations(self, items, path, count) -> tuple:
         """Same settings, new seeds: randomize on and `count` images."""
-        values = list(self.reuse_all(items, path))
-        values[6] = True  # randomize
-        return (*values, int(count))
+        return self._reused(items, path)._replace(randomize=True).outputs(int(count))
 
-    def refine(self, items, path):
+    def refine(self, items, path) -> tuple:
         """Same seed, more steps (×1.5 on both stages), one image."""
-        values = list(self.reuse_all(items, path))
-        values[7] = min(200, round(values[7] * REFINE_FACTOR))
-        values[9] = min(200, round(values[9] * REFINE_FACTOR))
-        return (*values, 1)
+        reused = self._reused(items, path)
+        return reused._replace(prior_steps=_refined(reused.prior_steps),
+                               decoder_steps=_refined(reused.decoder_steps)).outputs(1)
 
     def load_outputs(self, items):
         """Add the images in the outputs folder that this tab's gallery lacks (newest first)."""

@@ -1,34 +1,27 @@
 """Loads the model once, in a background thread, so the page is served at once."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import cascade_core as cc
-from cascade_core.compiling import warm_up
+from cascade_core.warmup import warm_up
 
 from .markdown import md_escape
 
-
-@dataclass(frozen=True)
-class ModelOptions:
-    path: str | None = None  # a hub repository id or a model folder; None with demo=False: an error saying what to do
-    demo: bool = False
-    device: str = "auto"
-    dtype: str = "auto"
-    variant: str = "auto"
-    weights: str = "bf16"
-    offload: str = "none"
-    force_float16: bool = False
-    compile: str = "none"  # torch.compile mode of the denoising steps; the holder warms it up before "ready"
+log = logging.getLogger(__name__)
 
 
 class ModelHolder:
-    """State of the one model: loading (with its latest progress line), ready, or failed."""
+    """State of the one model: loading (with its latest progress line), ready, or failed.
 
-    def __init__(self, options: ModelOptions):
-        self.options = options
+    engine: what to load (None, unless `demo`: an error saying how to start); demo: the built-in
+    tiny model instead, run with `engine`'s compile mode.
+    """
+
+    def __init__(self, engine: cc.EngineOptions | None = None, *, demo: bool = False):
+        self.engine, self.demo = engine, demo
         self.model = None
         self.error: str | None = None
         self.message = "starting"
@@ -42,30 +35,35 @@ class ModelHolder:
 
     def _say(self, message: str) -> None:
         self.message = message
+        log.info("%s", message)
 
     def _load(self) -> None:
-        o = self.options
         try:
-            if o.demo:
-                self._say("building the built-in demo model")
-                model = cc.load_demo(compile=o.compile)
-            elif not o.path:
-                raise cc.ModelLoadError("No model given. Start with `python app.py --model REPO_OR_FOLDER`, "
-                                        "or `python app.py --demo` to try the interface.")
-            else:
-                model = cc.load(o.path, device=o.device, dtype=o.dtype, variant=o.variant, weights=o.weights,
-                                offload=o.offload, force_float16=o.force_float16, compile=o.compile, progress=self._say)
-            if o.compile != "none":
-                self._say("compiling the denoising steps for one 1024×1024 image (minutes the first time, "
-                          "seconds once the compiled kernels are cached on disk)")
-                self._say(f"compiled in {warm_up(model):.0f} s")
-            self.model = model
-        except cc.ModelLoadError as e:
+            self.model = self._loaded()
+        except (cc.ModelLoadError, cc.OptionsError) as e:
+            log.error("the model could not be loaded: %s", e)
             self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - shown in the page, not a traceback
-            self.error = f"{type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001 - the loader thread's last resort: logged in full, summed up on the page
+            log.exception("loading the model failed")
+            self.error = f"Loading failed on the server ({type(e).__name__}); the server log has the details."
         finally:
             self._done.set()
+
+    def _loaded(self) -> cc.CascadeModel:
+        compile = self.engine.compile if self.engine else "none"
+        if self.demo:
+            self._say("building the built-in demo model")
+            model = cc.load_demo(compile=compile)
+        elif self.engine is None:
+            raise cc.ModelLoadError("No model given. Start with `python app.py --model REPO_OR_FOLDER`, "
+                                    "or `python app.py --demo` to try the interface.")
+        else:
+            model = cc.load_with(self.engine, progress=self._say)
+        if compile != "none":
+            self._say("compiling the denoising steps for one 1024×1024 image (minutes the first time, "
+                      "seconds once the compiled kernels are cached on disk)")
+            self._say(f"compiled in {warm_up(model):.0f} s")
+        return model
 
     @property
     def ready(self) -> bool:

@@ -6,12 +6,14 @@ One engine run at a time: a stopped run finishes its current step before the nex
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from typing import Any, Callable, Iterator
 
 import cascade_core as cc
 
+log = logging.getLogger(__name__)
 _ENGINE_LOCK = threading.Lock()
 _DONE = object()
 
@@ -49,9 +51,11 @@ def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, p
 
     on_event: runs in the worker on each event and its result is yielded instead; work that
     must happen even if nobody reads on (saving finished images) belongs there.
-    Closing this iterator (the handler was cancelled) sets `stop`, so the worker ends too.
+    Closing this iterator (the handler was cancelled) sets `stop`, so the worker ends too; an
+    error the worker raises after that is logged, since nobody is left to raise it to.
     """
     events: queue.Queue = queue.Queue()
+    handover, gone = threading.Lock(), threading.Event()  # gone: the consumer reads no more
 
     def work():
         try:
@@ -59,8 +63,12 @@ def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, p
                 for event in cc.generate(model, request, stop=stop, preview_every=preview_every,
                                          decode_every=decode_every):
                     events.put(on_event(event) if on_event else event)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            events.put(e)
+        except BaseException as e:  # noqa: BLE001 - any error is the consumer's: raised again there, or logged
+            with handover:
+                if not gone.is_set():
+                    events.put(e)
+                    return
+            _log_unread(e)
         finally:
             events.put(_DONE)
 
@@ -76,3 +84,21 @@ def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, p
             yield item
     finally:
         stop.set()  # the consumer is gone or done: let a still-running worker end at its next step
+        with handover:
+            gone.set()
+            unread = [item for item in _drain(events) if isinstance(item, BaseException)]
+        for error in unread:
+            _log_unread(error)
+
+
+def _drain(events: queue.Queue) -> Iterator[Any]:
+    """What the queue holds now, without waiting for more."""
+    while True:
+        try:
+            yield events.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _log_unread(error: BaseException) -> None:
+    log.error("a run failed after its page had stopped listening", exc_info=error)

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..loading import ModelLoadError
+from ..options import OptionsError
 from ..request import RequestError
 from . import check, download, generate
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (RequestError, ModelLoadError) as e:
+    except (RequestError, ModelLoadError, OptionsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import hub
 from ..check import check_folder
+from ..options import EngineOptions
 from ..units import format_bytes
 
 
@@ -13,7 +14,7 @@ def add_parser(commands) -> None:
     p = commands.add_parser("check", help="validate a model folder or a cached hub repository, without loading it")
     p.add_argument("model", nargs="?", default=hub.REPO, help="a folder, or a hub repository id whose cached copy "
                    f"is checked (default {hub.REPO})")
-    p.add_argument("--revision", help="for a repository: the cached revision to check (default main)")
+    EngineOptions.add_arguments(p, only=("revision",))
     p.set_defaults(run=run)
 
 

@@ -6,30 +6,28 @@ import sys
 
 from .. import hub, memory
 from ..devices import resolve_device, resolve_dtype
+from ..options import EngineOptions
 from ..units import format_bytes
 
 
 def add_parser(commands) -> None:
     p = commands.add_parser("download", help="fetch the model files into the Hugging Face cache",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default=hub.REPO, help="hub repository id")
-    p.add_argument("--variant", default="auto", choices=["auto", "full", "lite"],
-                   help="auto: full when it fits this machine's free device memory, else lite")
-    p.add_argument("--weights", default="bf16", choices=list(hub.WEIGHTS), help="which released files")
-    p.add_argument("--revision", default="main", help="hub branch, tag or commit")
+    EngineOptions.add_arguments(p, only=("model", "variant", "weights", "revision", "device", "dtype", "offload"))
     p.add_argument("--force", action="store_true", help="fetch again even if cached (repairs a corrupt file)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    variant = args.variant
-    if variant == "auto":
-        device = resolve_device("auto")
-        dtype = resolve_dtype("auto", device)
-        variant = memory.choose_variant(device, dtype)
-        print(f"variant {variant}: {memory.describe_choice(device, dtype)}", file=sys.stderr)
+    options = EngineOptions.from_args(args)
+    variant = options.variant
+    if variant == "auto":  # what `generate` with these device, dtype and offload options would pick
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        variant = memory.choose_variant(device, dtype, options.offload)
+        print(f"variant {variant}: {memory.describe_choice(device, dtype, options.offload)}", file=sys.stderr)
     say = lambda message: print(message, file=sys.stderr)
-    folder = hub.fetch(args.model, variant=variant, weights=args.weights, revision=args.revision,
+    folder = hub.fetch(options.model, variant=variant, weights=options.weights, revision=options.revision,
                        force=args.force, progress=say)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"{folder} ({format_bytes(size)})")

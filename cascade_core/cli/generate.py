@@ -8,29 +8,19 @@ from pathlib import Path
 from safetensors.torch import save_file
 from transformers.utils import logging as transformers_logging
 
-from .. import hub
 from ..events import Finished, StageProgress, Started
 from ..images import save_png
-from ..loading import load
-from ..compiling import COMPILE_MODES
-from ..memory import OFFLOAD_MODES
+from ..loading import load_with
+from ..options import EngineOptions
 from ..pipeline import generate
 from ..request import GenerationRequest
 from .progress import StageBar
 
 
-
 def add_parser(commands) -> None:
     p = commands.add_parser("generate", help="make images from a prompt",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default=hub.REPO, help="hub repository id (downloaded into the Hugging Face cache) "
-                   "or model folder (released layout or with a cascade.json)")
-    p.add_argument("--variant", default="auto", choices=["auto", "full", "lite"],
-                   help="auto: full when it fits the device's free memory, else lite")
-    p.add_argument("--weights", default="bf16", choices=list(hub.WEIGHTS), help="which released files to download")
-    p.add_argument("--revision", default="main", help="hub branch, tag or commit")
-    p.add_argument("--offload", default="none", choices=list(OFFLOAD_MODES),
-                   help="model: only the running stage on the GPU; sequential: weights streamed per layer")
+    EngineOptions.add_arguments(p)
     p.add_argument("--prompt", required=True)
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--width", type=int, default=1024)
@@ -41,14 +31,9 @@ def add_parser(commands) -> None:
     p.add_argument("--decoder-steps", type=int, default=10)
     p.add_argument("--decoder-guidance", type=float, default=1.1)
     p.add_argument("--num-images", type=int, default=1)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="float16 keeps Stage C in bfloat16 (it overflows) unless --force-float16")
-    p.add_argument("--force-float16", action="store_true", help="run Stage C in float16 too (may give NaN images)")
-    p.add_argument("--compile", default="none", choices=COMPILE_MODES,
-                   help="torch.compile the denoising steps (pays off over many steps or images; README, Speed)")
     p.add_argument("--output", required=True, type=Path, help="OUT.png; with --num-images K: OUT_0.png … OUT_{K-1}.png")
-    p.add_argument("--save-tensors", type=Path, help="write latent_c, preview, latent_b, image of the first image")
+    p.add_argument("--save-tensors", type=Path, help="write latent_c and latent_b (each stage's last prediction x0), "
+                   "preview and image of the first image")
     p.set_defaults(run=run)
 
 
@@ -66,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     )
     request.validated()  # refuse a bad request before spending time on loading
     transformers_logging.disable_progress_bar()  # our own progress lines say what is loading
-    model = load(args.model, device=args.device, dtype=args.dtype, variant=args.variant, offload=args.offload,
-                 weights=args.weights, revision=args.revision, force_float16=args.force_float16,
-                 compile=args.compile, progress=lambda m: print(m, file=sys.stderr))
+    model = load_with(EngineOptions.from_args(args), progress=lambda m: print(m, file=sys.stderr))
     bar = StageBar()
     events = generate(model, request, preview_every=0, decode_every=0, keep_tensors=args.save_tensors is not None)
     for event in events:

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import Linear, PackedWeight
 
 
 def layer_norm_2d(x: torch.Tensor) -> torch.Tensor:
@@ -52,18 +51,6 @@ def timestep_embedding(r: torch.Tensor, c_r: int, max_positions: int = 10000) ->
     return emb
 
 
-def l2_over_pixels(x: torch.Tensor, fused: bool) -> torch.Tensor:
-    """(B, H, W, C) → (B, 1, 1, C): each channel's L2 norm over the pixels.
-
-    fused: one reduction kernel (`vector_norm`), what a GPU wants: it reads x once instead of
-    three times. On the CPU `vector_norm` is slower than a product and a sum (2.7× on a
-    (2, 24, 24, 6144) float32 tensor, one thread).
-    """
-    if fused:
-        return torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
-    return (x * x).sum(dim=(1, 2), keepdim=True).sqrt()
-
-
 class GlobalResponseNorm(nn.Module):
     """GRN from ConvNeXt-V2 (Woo et al. 2023, eq. 1–3) on channels-last input (B, H, W, C)."""
 
@@ -72,8 +59,12 @@ class GlobalResponseNorm(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
 
+    def pixel_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) → (B, 1, 1, C): each channel's L2 norm over the pixels, in one reduction."""
+        return torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = l2_over_pixels(x, fused=x.is_cuda)  # (B, 1, 1, C)
+        gx = self.pixel_norm(x)  # (B, 1, 1, C)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
         return torch.addcmul(self.beta, x, 1 + self.gamma * nx)  # β + x + γ·x·N(x) in one pass over x
 
@@ -89,11 +80,11 @@ class ResBlock(nn.Module):
         super().__init__()
         self.depthwise = nn.Conv2d(c, c, kernel_size=kernel_size, padding=kernel_size // 2, groups=c)
         self.channelwise = nn.Sequential(
-            Linear(c + c_skip, c * 4),
+            nn.Linear(c + c_skip, c * 4),
             nn.GELU(),
             GlobalResponseNorm(c * 4),
             nn.Identity(),  # index 3 is the training-time Dropout of the released layout
-            Linear(c * 4, c),
+            nn.Linear(c * 4, c),
         )
 
     def prepare(self, clip: torch.Tensor) -> None:
@@ -115,7 +106,7 @@ class TimestepBlock(nn.Module):
 
     def __init__(self, c: int, c_timestep: int, conds: tuple[str, ...]):
         super().__init__()
-        self.mapper = Linear(c_timestep, c * 2)
+        self.mapper = nn.Linear(c_timestep, c * 2)
         self.conds = conds
         for name in conds:
             setattr(self, f"mapper_{name}", nn.Linear(c_timestep, c * 2))
@@ -134,16 +125,15 @@ class TimestepBlock(nn.Module):
         return torch.addcmul(b, x, 1 + a)
 
 
-class PackedAttention(nn.Module):
-    """Multi-head attention with nn.MultiheadAttention's packed parameter layout, run by SDPA."""
+class MultiheadAttention(nn.Module):
+    """Multi-head attention with nn.MultiheadAttention's parameter layout (one `in_proj` for q, k, v), run by SDPA."""
 
     def __init__(self, c: int, nhead: int):
         super().__init__()
         self.nhead = nhead
         self.in_proj_weight = nn.Parameter(torch.empty(3 * c, c))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * c))
-        self.out_proj = Linear(c, c)
-        self.packing = PackedWeight()  # of in_proj_weight, for the per-step projection
+        self.out_proj = nn.Linear(c, c)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -158,15 +148,19 @@ class PackedAttention(nn.Module):
         kv = F.linear(context, self.in_proj_weight[c:], self.in_proj_bias[c:])
         return tuple(t.contiguous() for t in kv.chunk(2, dim=-1))
 
+    def project(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The per-step input projection (rows of `in_proj`)."""
+        return F.linear(x, weight, bias)
+
     def forward(self, x: torch.Tensor, text_kv: tuple[torch.Tensor, torch.Tensor], self_attn: bool) -> torch.Tensor:
         """x (B, N, C) attends to [x, context] (self_attn) or to the context alone."""
         c = x.shape[-1]
         k_text, v_text = text_kv
         if self_attn:
-            q, k, v = self.packing.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = self.project(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
             k, v = torch.cat([k, k_text], dim=1), torch.cat([v, v_text], dim=1)  # (B, N + T, C)
         else:
-            q, k, v = self.packing.linear(x, self.in_proj_weight[:c], self.in_proj_bias[:c]), k_text, v_text
+            q, k, v = self.project(x, self.in_proj_weight[:c], self.in_proj_bias[:c]), k_text, v_text
         heads = lambda t: t.unflatten(-1, (self.nhead, -1)).transpose(1, 2)  # (B, heads, N, C/heads)
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
         out = out.transpose(1, 2).flatten(2)  # (B, N, C)
@@ -178,7 +172,7 @@ class Attention2D(nn.Module):
 
     def __init__(self, c: int, nhead: int):
         super().__init__()
-        self.attn = PackedAttention(c, nhead)
+        self.attn = MultiheadAttention(c, nhead)
 
     def forward(self, x: torch.Tensor, text_kv, self_attn: bool) -> torch.Tensor:
         x_tokens = x.permute(0, 2, 3, 1).flatten(1, 2)  # (B, H·W, C): a view when x is channels-last

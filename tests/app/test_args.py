@@ -2,6 +2,7 @@
 import pytest
 
 import app
+from cascade_core import runtime
 
 
 def test_defaults(monkeypatch):
@@ -37,7 +38,7 @@ def test_bad_auth_is_refused():
 @pytest.mark.parametrize("device, reused", [("auto", True), ("cpu", True), ("cuda", False)])
 def test_host_buffers_are_shared_before_the_server_starts(monkeypatch, device, reused):
     calls = []
-    monkeypatch.setattr(app, "reuse_host_buffers", lambda: calls.append(1))
+    monkeypatch.setattr(runtime, "reuse_host_buffers", lambda: calls.append(1))
     with pytest.raises(SystemExit, match="user:pass"):  # stops right after the allocator is set up
         app.main(["--demo", "--device", device, "--auth", "nocolon"])
     assert calls == ([1] if reused else [])

@@ -5,12 +5,13 @@ import torch
 
 import cascade_core as cc
 from cascade_core import compiling
-from cascade_core.model import CascadeModel
-from cascade_core.offload import Placement
+from cascade_core.warmup import warm_up
+from tests.conftest import TINY_CASCADE
 
 
 class RecordingCompile:
-    """Stands in for torch.compile: records its arguments, returns a wrapper that counts calls."""
+    """Stands in for torch.compile where only the wiring is tested: records its arguments, returns a
+    wrapper that counts calls. What compiled code computes is tested with inductor itself, below."""
 
     def __init__(self):
         self.compiled, self.calls = [], 0
@@ -37,12 +38,10 @@ def blocks(net):
     return [block for level in (*net.down_blocks, *net.up_blocks) for block in level]
 
 
-def test_none_leaves_the_blocks_eager_and_unknown_modes_are_refused(recording):
+def test_none_leaves_the_blocks_eager(recording):
     net = cc.load_demo().stage_c
     compiling.compile_blocks(net, "none")
     assert recording.compiled == []
-    with pytest.raises(ValueError, match="reduce-overhead"):
-        compiling.compile_blocks(net, "fast")
 
 
 @pytest.mark.parametrize("mode, expected", [("default", None), ("reduce-overhead", "reduce-overhead")])
@@ -57,18 +56,16 @@ def test_a_mode_compiles_every_block_with_static_shapes_and_a_disk_cache(recordi
     assert torch._dynamo.config.recompile_limit >= compiling.RECOMPILE_LIMIT
 
 
-def test_compiled_blocks_run_the_request_with_the_same_numbers(recording):
+def test_every_block_call_of_a_request_goes_through_the_compiled_callable(recording):
     request = cc.GenerationRequest("a red fox", width=256, height=256, seed=5, prior_steps=3, decoder_steps=2)
     eager, block_calls = cc.load_demo(), []
     for block in blocks(eager.stage_c) + blocks(eager.stage_b):
         block.register_forward_pre_hook(lambda *_: block_calls.append(1))
-    plain = list(cc.generate(eager, request, keep_tensors=True))[-1]
+    list(cc.generate(eager, request))
     model = cc.load_demo(compile="default")
     assert len(recording.compiled) == len(blocks(model.stage_c)) + len(blocks(model.stage_b))
-    compiled = list(cc.generate(model, request, keep_tensors=True))[-1]
+    list(cc.generate(model, request))
     assert recording.calls == len(block_calls)  # every block call of every step went through the compiled one
-    for name, reference in plain.tensors.items():  # compiled: plain F.linear; eager on the CPU: packed weights
-        assert ((compiled.tensors[name] - reference).norm() / reference.norm()).item() <= 1e-5, name
 
 
 @pytest.mark.skipif(shutil.which("c++") is None, reason="inductor needs a C++ compiler on the CPU")
@@ -85,23 +82,19 @@ def test_inductor_compiled_request_keeps_float32_parity(monkeypatch, tmp_path):
     assert any((tmp_path / "inductor").iterdir())  # kernels cached on disk for the next run
 
 
-def test_compiling_needs_the_networks_on_the_device(tiny_model):
-    with pytest.raises(ValueError, match="offload none"):
-        CascadeModel(**{k: getattr(tiny_model, k) for k in ("name", "stage_c", "stage_b", "stage_a", "previewer",
-                                                             "text_encoder", "device", "dtype")},
-                     placement=Placement(tiny_model.networks(), tiny_model.device, "model"), compile="default")
+def test_compiling_needs_the_networks_on_the_device():
+    with pytest.raises(cc.OptionsError, match="offload none"):
+        cc.EngineOptions(device="cuda", offload="model", compile="default")
 
 
 def test_load_refuses_an_unknown_compile_mode():
-    from tests.conftest import TINY_CASCADE
-
-    with pytest.raises(cc.ModelLoadError, match="unknown compile mode"):
+    with pytest.raises(cc.OptionsError, match="unknown compile 'fastest'; use one of none, default"):
         cc.load(TINY_CASCADE, device="cpu", compile="fastest")
 
 
 def test_warm_up_runs_three_steps_of_each_stage_at_the_requested_size(recording):
     model = cc.load_demo(compile="default")
-    seconds = compiling.warm_up(model, cc.GenerationRequest("x", width=256, height=256, num_images=2))
+    seconds = warm_up(model, cc.GenerationRequest("x", width=256, height=256, num_images=2))
     assert seconds > 0
     calls = recording.calls
     list(cc.generate(model, cc.GenerationRequest("x", width=256, height=256, num_images=2, prior_steps=3,

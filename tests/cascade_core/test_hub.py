@@ -1,7 +1,9 @@
 """Downloads through the real huggingface_hub code against a fake hub on 127.0.0.1."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import sys
 
 import huggingface_hub.constants as hf_constants
 import pytest
@@ -114,6 +116,41 @@ def test_unreachable_hub_falls_back_to_the_cache_or_says_so(fake_hub, monkeypatc
         fetch(variant="full")
 
 
+def fail_with(monkeypatch, target, name, error):
+    """`target.name` raises `error` when called."""
+    def fail(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(target, name, fail)
+
+
+def test_a_timeout_asking_the_hub_falls_back_to_the_cache(fake_hub, monkeypatch):
+    fetch()
+    http = sys.modules[hub._HTTPError.__module__]  # the HTTP library huggingface_hub uses (httpx or httpx2)
+    fail_with(monkeypatch, hub.HfApi, "model_info", http.ReadTimeout("The read operation timed out"))
+    folder, lines = fetch()
+    assert lines[0].startswith("the Hugging Face hub cannot be reached (ReadTimeout: The read operation timed out)")
+    assert (folder / "stage_a.safetensors").is_file()
+
+
+@pytest.mark.parametrize("target, name", [(hub.HfApi, "model_info"), (hub, "get_hf_file_metadata"),
+                                          (hub, "http_get")], ids=["model info", "metadata", "download"])
+def test_a_programming_error_is_raised_as_it_is(fake_hub, monkeypatch, target, name):
+    bug = TypeError("unexpected keyword argument 'tqdm_class'")
+    fail_with(monkeypatch, target, name, bug)
+    with pytest.raises(TypeError) as raised:
+        fetch()
+    assert raised.value is bug  # not turned into "cannot be reached" or "run again"
+
+
+def test_a_full_disk_during_a_download_says_free_space_and_run_again(fake_hub, monkeypatch):
+    fail_with(monkeypatch, hub, "http_get", OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(cc.ModelLoadError) as error:
+        fetch()
+    message = str(error.value)
+    assert "stopped (OSError: [Errno 28] No space left on device)" in message
+    assert "Run the same command again: it resumes" in message and "free space in the Hugging Face cache" in message
+
+
 def test_gated_repository_says_accept_the_licence_and_log_in(fake_hub):
     fake_hub.gated = True
     with pytest.raises(cc.ModelLoadError) as error:
@@ -159,11 +196,13 @@ def test_wrong_shape_file_is_named(fake_hub, tmp_path):
 
 
 def test_text_encoder_bf16_file_is_preferred_where_present():
-    available = set(hub.NETWORKS["full", "bf16"]) | set(hub.SHARED) | {"tokenizer/vocab.json"}
-    fp32_only = hub.wanted_files("full", "bf16", available | {hub.TEXT_WEIGHTS["fp32"]})
-    both = hub.wanted_files("full", "bf16", available | set(hub.TEXT_WEIGHTS.values()))
-    assert hub.TEXT_WEIGHTS["fp32"] in fp32_only and hub.TEXT_WEIGHTS["bf16"] in both
-    assert hub.TEXT_WEIGHTS["fp32"] not in both
+    bf16, fp32 = "text_encoder/model.bf16.safetensors", "text_encoder/model.safetensors"
+    available = {"stage_c_bf16.safetensors", "stage_b_bf16.safetensors", "stage_a.safetensors",
+                 "previewer.safetensors", "text_encoder/config.json", "tokenizer/vocab.json"}
+    fp32_only = hub.wanted_files("full", "bf16", available | {fp32})
+    both = hub.wanted_files("full", "bf16", available | {bf16, fp32})
+    assert fp32 in fp32_only and bf16 in both
+    assert fp32 not in both
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -93,5 +93,5 @@ def test_offload_on_the_cpu_is_said_and_ignored():
 
 
 def test_unknown_offload_mode_is_refused():
-    with pytest.raises(cc.ModelLoadError, match="unknown offload mode 'gpu'; use none, model, sequential"):
+    with pytest.raises(cc.OptionsError, match="unknown offload 'gpu'; use one of none, model, sequential"):
         cc.load(TINY_CASCADE, device="cpu", offload="gpu")

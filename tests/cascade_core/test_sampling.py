@@ -29,14 +29,15 @@ def test_trajectory_matches_reference(name):
     assert settings["cfg_rho"] == sampling.CFG_RHO
 
     generator = torch.Generator().manual_seed(settings["seed"])
-    noise = sampling.draw_noise([generator], settings["shape"][1:], settings["steps"] + 1)
+    draw = partial(sampling.draw_noise, [generator], settings["shape"][1:])
+    x_init = draw()
     if "x_init" in ref:
-        assert torch.equal(noise[0], ref["x_init"])
+        assert torch.equal(x_init, ref["x_init"])
     schedule = sampling.cosine_schedule(settings["steps"], settings["shift"])
     fixed = {"size": settings["shape"][2:]} if name == "stage_b" else {}  # Stage B prepares for a latent size
     denoise = sampling.guided(SimpleNamespace(prepare=partial(net.prepare, **fixed), step=net.step),
                               cond, uncond, settings["guidance"])
-    steps = list(sampling.ddpm_sample(denoise, schedule, noise))
+    steps = list(sampling.ddpm_sample(denoise, x_init, schedule, draw))
     assert len(steps) == settings["steps"]
     for i, (x, x0) in enumerate(steps):
         assert relative_error(x, ref["x"][i]) <= 1e-4, f"x at step {i}"
@@ -91,7 +92,29 @@ def test_guidance_rescale_is_per_sample():
 
 def test_noise_of_a_batch_equals_each_generator_alone():
     shape = (4, 3, 3)
-    batched = sampling.draw_noise([torch.Generator().manual_seed(s) for s in (5, 6)], shape, 3)
+    generators = [torch.Generator().manual_seed(s) for s in (5, 6)]
+    batched = [sampling.draw_noise(generators, shape) for _ in range(3)]
     for k, seed in enumerate((5, 6)):
-        alone = sampling.draw_noise([torch.Generator().manual_seed(seed)], shape, 3)
-        assert torch.equal(batched[:, k:k + 1], alone)
+        alone = torch.Generator().manual_seed(seed)
+        for draw in batched:
+            assert torch.equal(draw[k:k + 1], torch.randn(1, *shape, generator=alone))
+
+
+def test_noise_drawn_step_by_step_gives_the_images_of_noise_drawn_up_front():
+    """The engine draws each step's noise when the step needs it; the trajectory must be bit for bit
+    the one of all draws made up front as (steps + 1, B, …), the stream the official code consumes."""
+    shape, steps, seeds = (4, 6, 5), 7, (11, 12)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    per_sample = [torch.stack([torch.randn(1, *shape, generator=g) for _ in range(steps + 1)]) for g in generators]
+    upfront = torch.cat(per_sample, dim=1)  # (steps + 1, B, *shape): the former allocation
+    schedule = sampling.cosine_schedule(steps, 2.0)
+    denoise = lambda x, r: 0.3 * x.flip(-1) + r.view(-1, 1, 1, 1)
+    recorded = iter(upfront[1:])
+    before = list(sampling.ddpm_sample(denoise, upfront[0], schedule, lambda: next(recorded)))
+
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    draw = partial(sampling.draw_noise, generators, shape)
+    after = list(sampling.ddpm_sample(denoise, draw(), schedule, draw))
+    assert len(after) == steps
+    for (x_a, x0_a), (x_b, x0_b) in zip(before, after):
+        assert torch.equal(x_a, x_b) and torch.equal(x0_a, x0_b)

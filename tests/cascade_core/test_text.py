@@ -56,21 +56,36 @@ def test_size_zero_keeps_nothing_and_forget_empties(encoder):
 
 
 def test_threads_share_the_cache_without_losing_entries(encoder):
-    text, errors = encoder(cache_size=8), []
-    prompts = ["a", "b", "c", "d"]
+    """Four threads at once, each over the prompts three times: a thread may encode a prompt another is
+    still encoding (the transformer runs outside the lock), but never one it has itself been given."""
+    text, errors, prompts, rounds = encoder(cache_size=8), [], ["a", "b", "c", "d"], 3
+    ran = threading.local()  # the transformer runs in the calling thread: count its runs per thread
+    ran.count = 0
+    handle = text.model.register_forward_pre_hook(lambda *_: setattr(ran, "count", ran.count + 1))
+    runs = {}  # (thread, round, prompt) → transformer runs of that call
+    start = threading.Barrier(4)
 
-    def work():
+    def work(k):
+        ran.count = 0
         try:
-            for prompt in prompts * 3:
-                assert text(prompt).input_ids.shape == (1, 77)
+            start.wait(timeout=60)
+            for round_ in range(rounds):
+                for prompt in prompts:
+                    before = ran.count
+                    assert text(prompt).input_ids.shape == (1, 77)
+                    runs[k, round_, prompt] = ran.count - before
         except Exception as e:  # noqa: BLE001 - reported below, in the test's thread
             errors.append(e)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    assert not errors
+        thread.join(timeout=120)
+    handle.remove()
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert len(runs) == 4 * rounds * len(prompts)
+    assert [key for key, n in runs.items() if key[1] > 0 and n != 0] == []  # every later round: all hits
+    assert [key for key, n in runs.items() if n not in (0, 1)] == []  # a miss runs the transformer once
+    assert all(sum(runs[k, 0, p] for k in range(4)) >= 1 for p in prompts)  # the first caller of each encodes it
     assert all(text.cached(p) is not None for p in prompts)
-    assert text.runs < 4 * len(prompts) * 3  # most calls were hits

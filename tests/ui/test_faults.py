@@ -2,6 +2,8 @@
 import contextlib
 import errno
 import gc
+import threading
+import time
 import weakref
 
 import pytest
@@ -12,6 +14,7 @@ import cascade_core as cc
 import ui.outputs
 from ui.generation import Services, StudioError, stream
 from ui.outputs import OutputsWriter
+from ui.runner import run_events
 
 from .test_generation import SMALL, FakeHolder
 
@@ -60,13 +63,26 @@ def all_freed(refs, model) -> bool:
     return all(ref() is None or ref().untyped_storage().data_ptr() in kept for ref in refs)
 
 
+def cpu_allocation_failure() -> RuntimeError:
+    """What PyTorch's CPU allocator raises when it cannot allocate: a plain RuntimeError."""
+    try:
+        torch.empty(2**62, dtype=torch.uint8)  # 4 EiB: more than any address space
+    except RuntimeError as e:
+        return e
+    raise AssertionError("4 EiB were allocated")
+
+
+def logged(caplog, name="ui.generation"):
+    return [record for record in caplog.records if record.name == name]
+
+
 @pytest.mark.parametrize("error", [
     lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
-    lambda: RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
-                         "you tried to allocate 1 GB; out of memory"),
+    cpu_allocation_failure,
     MemoryError,
 ], ids=["cuda", "cpu", "python"])
-def test_out_of_memory_says_what_to_do_releases_memory_and_the_next_run_works(tmp_path, model, error, monkeypatch):
+def test_out_of_memory_says_what_to_do_releases_memory_and_the_next_run_works(tmp_path, model, error, monkeypatch,
+                                                                              caplog):
     services = Services(FakeHolder(model, polls=0), OutputsWriter(tmp_path))
     released = []
     monkeypatch.setattr(cc, "release_memory", lambda device: released.append((device, all_freed(refs, model))))
@@ -80,14 +96,65 @@ def test_out_of_memory_says_what_to_do_releases_memory_and_the_next_run_works(tm
     assert released == [(model.device, True)]  # the device cache is emptied once the tensors are gone
     assert run(services, seed=12)[-1].status.startswith("Done") and len(released) == 1
     assert not services.stops.stop("s")  # no run is left registered
+    assert [(r.levelname, r.exc_info) for r in logged(caplog)] == [("WARNING", None)]  # one line, no traceback
 
 
-def test_any_exception_fails_only_its_request(tmp_path, model):
+def test_a_non_memory_runtime_error_is_not_out_of_memory(tmp_path, model):
     services = Services(FakeHolder(model, polls=0), OutputsWriter(tmp_path))
-    with watch(model, fail_in=model.stage_c, error=lambda: ValueError("bad shape")), \
-            pytest.raises(StudioError, match="^Generation failed: ValueError: bad shape$"):
+    with watch(model, fail_in=model.stage_c, error=lambda: RuntimeError("mat1 and mat2 shapes cannot be multiplied")), \
+            pytest.raises(StudioError, match=r"^The run failed on the server \(RuntimeError\)"):
         run(services)
+
+
+def test_any_exception_fails_only_its_request_and_is_logged_with_its_traceback(tmp_path, model, caplog):
+    services = Services(FakeHolder(model, polls=0), OutputsWriter(tmp_path))
+    error = ValueError('bad shape\n  File "/work/main/cascade_core/pipeline.py", line 1')
+    with watch(model, fail_in=model.stage_b, error=lambda: error) as refs, pytest.raises(StudioError) as raised:
+        run(services)
+    message = str(raised.value)
+    assert message == "The run failed on the server (ValueError); details are in the server log."
+    assert "/work" not in message and 'File "' not in message
+    [record] = logged(caplog)
+    assert record.levelname == "ERROR" and record.exc_info[1] is error
+    assert "Traceback (most recent call last)" in caplog.text
+    assert all_freed(refs, model)  # the log record keeps the traceback, not the failed run's tensors
     assert run(services)[-1].status.startswith("Done")
+
+
+def test_a_bad_request_is_one_warning_and_its_message_as_it_is(tmp_path, model, caplog):
+    services = Services(FakeHolder(model, polls=0), OutputsWriter(tmp_path))
+    with pytest.raises(StudioError, match="^width: 100 px is outside") as raised:
+        run(services, width=100)
+    [record] = logged(caplog)
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert record.getMessage() == f"request refused: {raised.value}"
+
+
+@pytest.mark.parametrize("fails", ["before", "after"])
+def test_a_run_that_fails_when_its_page_has_stopped_listening_is_logged(monkeypatch, caplog, fails):
+    """The engine fails before the page closes its events (unread) or after (nobody to raise it to)."""
+    error = ValueError("failed with nobody listening")
+
+    def generate(model, request, stop, **kwargs):
+        yield "started"
+        if fails == "after":
+            stop.wait(60)
+        raise error
+
+    monkeypatch.setattr(cc, "generate", generate)
+    threads = set(threading.enumerate())
+    events = run_events(None, None, threading.Event(), preview_every=0, decode_every=0)
+    assert next(events) == "started"
+    if fails == "before":  # the worker has put its error in the queue and ended
+        for worker in set(threading.enumerate()) - threads:
+            worker.join(60)
+    events.close()
+    deadline = time.monotonic() + 60
+    while not logged(caplog, "ui.runner"):
+        assert time.monotonic() < deadline, "the failure was never logged"
+        time.sleep(0.05)
+    [record] = logged(caplog, "ui.runner")
+    assert record.levelname == "ERROR" and record.exc_info[1] is error
 
 
 def test_a_stopped_run_frees_its_memory(tmp_path, model, monkeypatch):

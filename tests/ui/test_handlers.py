@@ -7,8 +7,9 @@ import gradio as gr
 
 from ui import gallery
 from ui.generation import Services
-from ui.handlers import Handlers
-from ui.model_holder import ModelHolder, ModelOptions
+from ui.handlers import Handlers, Reused
+from ui.layout import build_app
+from ui.model_holder import ModelHolder
 from ui.outputs import OutputsWriter
 from ui.presets import load_presets
 
@@ -19,7 +20,7 @@ SETTINGS = {"prompt": "cinematic photo of a fox, 35mm", "negative_prompt": "dark
 
 @pytest.fixture
 def handlers(tmp_path):
-    return Handlers(Services(ModelHolder(ModelOptions()), OutputsWriter(tmp_path)), load_presets())
+    return Handlers(Services(ModelHolder(), OutputsWriter(tmp_path)), load_presets())
 
 
 @pytest.fixture
@@ -44,6 +45,23 @@ def test_reuse_seed_variations_refine(handlers, items):
     assert variations[6] is True and variations[-1] == 3  # random seeds, three images
     refine = handlers.refine(items, "/a.png")
     assert (refine[5], refine[6], refine[7], refine[9], refine[-1]) == (5, False, 30, 15, 1)
+
+
+def test_variations_and_refine_change_only_their_controls(handlers, items):
+    reused = handlers.reuse_all(items, "/a.png")
+    assert handlers.variations(items, "/a.png", 3) == (*reused[:6], True, *reused[7:], 3)
+    assert handlers.refine(items, "/a.png") == (*reused[:7], 30, 4.0, 15, 1.1, 1)
+    capped = [gallery.make_item("/c.png", {**SETTINGS, "prior_steps": 150, "decoder_steps": 199})]
+    assert handlers.refine(capped, "/c.png")[7:10] == (200, 4.0, 200)  # ×1.5, at most 200
+
+
+def test_reused_controls_are_named_as_the_page_wires_them(tmp_path):
+    app = build_app(Services(ModelHolder(), OutputsWriter(tmp_path)), load_presets())
+    wired = {fn.fn.__name__: [o.elem_id for o in fn.outputs] for fn in app.fns.values()
+             if getattr(fn.fn, "__name__", "") in ("reuse_all", "variations", "refine")}
+    controls = [name.replace("_", "-") for name in Reused._fields]
+    assert wired == {"reuse_all": controls, "variations": controls + ["num-images"],
+                     "refine": controls + ["num-images"]}
 
 
 def test_action_without_selection_is_a_message(handlers, items):

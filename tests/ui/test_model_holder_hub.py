@@ -1,10 +1,11 @@
 """The studio's model holder loads a hub repository in the background and says what it is doing."""
-from ui.model_holder import ModelHolder, ModelOptions
+from cascade_core.options import EngineOptions
+from ui.model_holder import ModelHolder
 from tests.fake_hub import REPO
 
 
 def test_holder_downloads_and_loads_from_the_hub(fake_hub):
-    holder = ModelHolder(ModelOptions(path=REPO, device="cpu", dtype="float32", variant="lite"))
+    holder = ModelHolder(EngineOptions(model=REPO, device="cpu", dtype="float32", variant="lite"))
     said = []
     holder._say = lambda message: (said.append(message), ModelHolder._say(holder, message))
     holder.start()
@@ -15,7 +16,7 @@ def test_holder_downloads_and_loads_from_the_hub(fake_hub):
 
 def test_holder_shows_a_hub_error_in_the_page(fake_hub):
     fake_hub.gated = True
-    holder = ModelHolder(ModelOptions(path=REPO, device="cpu")).start()
+    holder = ModelHolder(EngineOptions(model=REPO, device="cpu")).start()
     assert holder.wait(60) and not holder.ready
     assert holder.error.startswith(f"{REPO} is gated") and "hf auth login" in holder.error
     assert holder.status_markdown().startswith("**Model failed to load.**")

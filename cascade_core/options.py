@@ -1,0 +1,85 @@
+"""The engine's options, declared once: one frozen type, one `add_arguments`, one validation.
+
+The studio (`app.py`) and every command (`generate`, `download`, `check`, `bench`) take these
+flags from `EngineOptions.add_arguments` and build the type with `from_args`; `loading.load`
+takes the type. A bad value raises `OptionsError` whose message names the allowed ones.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+
+DEFAULT_MODEL = "stabilityai/stable-cascade"
+VARIANTS = ("auto", "full", "lite")
+WEIGHTS = ("bf16", "fp32")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+OFFLOAD_MODES = ("none", "model", "sequential")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+_HELP = {
+    "model": "hub repository id (downloaded into the Hugging Face cache) or model folder (released layout or "
+             "with a cascade.json); default $CASCADE_MODEL, else " + DEFAULT_MODEL,
+    "device": "auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps",
+    "dtype": "auto: bfloat16 on GPUs that have it, else float32; float16 keeps Stage C in bfloat16 "
+             "(it overflows) unless --force-float16",
+    "variant": "auto: full when it fits the device's free memory, else lite",
+    "weights": "which released files a hub download takes: bf16 (half the download) or fp32",
+    "revision": "hub branch, tag or commit (default main)",
+    "offload": "model: only the running stage on the GPU; sequential: weights streamed per layer (README, Memory)",
+    "compile": "torch.compile the denoising steps (faster steps after a one-time compile, cached on disk; README, Speed)",
+    "force_float16": "run Stage C in float16 too (may give NaN images)",
+}
+_CHOICES = {"variant": VARIANTS, "weights": WEIGHTS, "dtype": DTYPES, "offload": OFFLOAD_MODES,
+            "compile": COMPILE_MODES}
+
+
+class OptionsError(ValueError):
+    """An engine option has a value the engine does not know; the message lists the ones it does."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which model to load, onto what, and how it runs."""
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    variant: str = "auto"
+    weights: str = "bf16"
+    revision: str | None = None
+    offload: str = "none"
+    compile: str = "none"
+    force_float16: bool = False
+
+    def __post_init__(self):
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise OptionsError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
+        if not _DEVICE.fullmatch(self.device):
+            raise OptionsError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
+        if self.compile != "none" and self.offload != "none" and self.device != "cpu":
+            raise OptionsError("compile needs --offload none: compiled steps keep their weights on the device")
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+        """The flags of every option (or of the `only` ones), with their defaults and help."""
+        for field in dataclasses.fields(EngineOptions):
+            if only is not None and field.name not in only:
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            if field.type == "bool":
+                parser.add_argument(flag, action="store_true", help=_HELP[field.name])
+            elif field.name == "model":
+                parser.add_argument(flag, default=os.environ.get("CASCADE_MODEL", DEFAULT_MODEL), help=_HELP["model"])
+            else:
+                parser.add_argument(flag, default=field.default, choices=_CHOICES.get(field.name),
+                                    help=_HELP[field.name])
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "EngineOptions":
+        """The options from parsed flags (those `add_arguments` did not add keep their defaults)."""
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        return cls(**given)
