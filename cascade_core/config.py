@@ -1,7 +1,8 @@
 """Network architectures as frozen dataclasses with named presets.
 
 Field names follow the constructor arguments of the official Stable Cascade modules
-(`modules/stage_c.py`, `stage_b.py`, `stage_a.py`, `previewer.py`), so a `cascade.json`
+(`modules/stage_c.py`, `stage_b.py`, `stage_a.py`, `previewer.py`, `effnet.py`,
+`controlnet.py`), so a `cascade.json`
 or a checkpoint's `constructor_args` maps onto them one to one. Training-only arguments
 (`dropout`) are accepted by `from_official` and dropped: the engine only runs inference.
 """
@@ -97,6 +98,47 @@ class PreviewerConfig(_Config):
     c_out: int = 3
 
 
+@dataclass(frozen=True)
+class EffNetConfig(_Config):
+    """The EfficientNetV2-S encoder from pixels to the Stage C latent (image-to-image, super-resolution)."""
+    c_latent: int = 16
+
+
+CONTROLNET_BOTTLENECKS = ("effnet", "large", "simple")
+
+
+@dataclass(frozen=True)
+class ControlNetConfig(_Config):
+    """A Stage C ControlNet: bottleneck on the control input, one projection per controlled block.
+
+    `bottleneck_mode` is `effnet` (official default, `None` there), `large` or `simple`;
+    `widths` are the `large` bottleneck's widths (first 1×1 conv, residual blocks, output),
+    fixed at 16384/1024/1280 in the official code, a field here so that tests can shrink them.
+    """
+    c_in: int = 3
+    c_proj: int = 2048
+    proj_blocks: tuple[int, ...] = (0, 4, 8, 12, 51, 55, 59, 63)
+    bottleneck_mode: str = "effnet"
+    widths: tuple[int, int, int] = (16384, 1024, 1280)
+
+    def __post_init__(self):
+        object.__setattr__(self, "proj_blocks", tuple(self.proj_blocks))  # hashable, as from_official makes it
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if self.bottleneck_mode not in CONTROLNET_BOTTLENECKS:
+            raise ValueError(
+                f"ControlNetConfig: bottleneck_mode {self.bottleneck_mode!r} not in {CONTROLNET_BOTTLENECKS}"
+            )
+        if not self.proj_blocks:
+            raise ValueError("ControlNetConfig: proj_blocks is empty")
+
+    @classmethod
+    def from_official(cls, args: Mapping[str, Any]):
+        args = dict(args)
+        if args.get("bottleneck_mode", "effnet") is None:
+            args["bottleneck_mode"] = "effnet"  # the official constructor's default
+        return super().from_official(args)
+
+
 # Named presets per network. `full` and `lite` are the released variants: the official
 # defaults and the lite files' constructor_args recorded in
 # ../shared/reference/checkpoint_keys/. `tiny` is the same architecture at test sizes
@@ -133,13 +175,34 @@ PRESETS: dict[str, dict[str, _Config]] = {
 
 STAGES = tuple(PRESETS)
 
+# Networks outside the text-to-image pipeline (image-to-image, ControlNet), by the stem of their
+# released file (layouts in checkpoint_keys/) or of their reference test file (`*_tiny`,
+# extras/controlnet/controlnet.json). Kept out of PRESETS, whose stages the loader, the memory
+# estimate and `check` walk.
+EXTRA_PRESETS: dict[str, _Config] = {
+    "effnet_encoder": EffNetConfig(),
+    "controlnet_canny": ControlNetConfig(c_in=1),
+    "controlnet_inpainting": ControlNetConfig(c_in=4),
+    "controlnet_super_resolution": ControlNetConfig(c_in=16, bottleneck_mode="large"),
+    "controlnet_canny_tiny": ControlNetConfig(c_in=1, c_proj=64, proj_blocks=(6,)),
+    "controlnet_inpainting_tiny": ControlNetConfig(c_in=4, c_proj=64, proj_blocks=(2,)),
+    "controlnet_simple_tiny": ControlNetConfig(
+        c_in=8, c_proj=64, proj_blocks=tuple(range(8)), bottleneck_mode="simple",
+    ),
+    "controlnet_sr_tiny": ControlNetConfig(
+        c_in=16, c_proj=64, proj_blocks=(0, 3, 4, 7), bottleneck_mode="large", widths=(64, 32, 48),
+    ),
+}
+
 
 def preset(name: str) -> _Config:
-    """The config of a named network: `stage_c`, `stage_c_lite`, `stage_b_tiny`, `previewer`, …"""
+    """The config of a named network: `stage_c`, `stage_c_lite`, `stage_b_tiny`, `previewer`, `controlnet_canny`, …"""
+    if name in EXTRA_PRESETS:
+        return EXTRA_PRESETS[name]
     for stage in STAGES:
         if name == stage or name.startswith(stage + "_"):
             size = name[len(stage) + 1:] or "full"
             if size in PRESETS[stage]:
                 return PRESETS[stage][size]
-    known = [s if size == "full" else f"{s}_{size}" for s in STAGES for size in PRESETS[s]]
+    known = [s if size == "full" else f"{s}_{size}" for s in STAGES for size in PRESETS[s]] + list(EXTRA_PRESETS)
     raise KeyError(f"unknown network {name!r}; known: {', '.join(known)}")

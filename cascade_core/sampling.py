@@ -40,7 +40,7 @@ def _noise_level(log_snr: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Schedule:
-    """fp32 tensors of length steps + 1 along t = linspace(1, 0, steps + 1)."""
+    """fp32 tensors of length steps + 1 along t = linspace(t_start, 0, steps + 1)."""
     log_snr: torch.Tensor
     a: torch.Tensor  # signal scale sqrt(sigmoid(logSNR))
     b: torch.Tensor  # noise scale sqrt(sigmoid(-logSNR))
@@ -51,14 +51,29 @@ class Schedule:
         return len(self.log_snr) - 1
 
 
-def cosine_schedule(steps: int, shift: float = 1.0) -> Schedule:
-    """The shifted cosine schedule: logSNR + 2·log(1/shift), clamped to the unshifted range."""
-    t = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float32)
+def shifted_log_snr(t: torch.Tensor, shift: float = 1.0) -> torch.Tensor:
+    """logSNR(t) + 2·log(1/shift), clamped to the unshifted range [logSNR(1), logSNR(0)] (gdf)."""
     lo, hi = _cosine_log_snr(torch.tensor([1.0, 0.0]))
-    log_snr = (_cosine_log_snr(t) + 2 * math.log(1 / shift)).clamp(lo, hi)
+    return (_cosine_log_snr(t) + 2 * math.log(1 / shift)).clamp(lo, hi)
+
+
+def cosine_schedule(steps: int, shift: float = 1.0, t_start: float = 1.0) -> Schedule:
+    """The shifted cosine schedule on t = linspace(t_start, 0, steps + 1) (t_start < 1: image-to-image)."""
+    log_snr = shifted_log_snr(torch.linspace(t_start, 0.0, steps + 1, dtype=torch.float32), shift)
     return Schedule(
         log_snr=log_snr, a=log_snr.sigmoid().sqrt(), b=(-log_snr).sigmoid().sqrt(), r=_noise_level(log_snr)
     )
+
+
+def noised(x0: torch.Tensor, eps: torch.Tensor, t: float) -> torch.Tensor:
+    """The forward process at time t with shift 1: a·x0 + b·eps (gdf `diffuse`).
+
+    The official image-to-image noises its start so, then samples it as the shift-2 level of t
+    (../shared/reference README, extras/img2img): this keeps that mismatch, as the released
+    weights were shipped with it.
+    """
+    log_snr = shifted_log_snr(torch.tensor([t], dtype=torch.float32))
+    return log_snr.sigmoid().sqrt() * x0 + (-log_snr).sigmoid().sqrt() * eps
 
 
 def draw_noise(generators: Sequence[torch.Generator], shape: Sequence[int]) -> torch.Tensor:

@@ -15,6 +15,12 @@ REFERENCE = ROOT.parent / "shared" / "reference"
 TINY_CASCADE = REFERENCE / "pipeline" / "tiny-cascade"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", metavar="DIR", default=None,
+                     help="folder for the browser tests' screenshots (default: a temporary folder); "
+                          "docs/refresh_screenshots.py passes one to refresh the README's")
+
+
 def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
     """‖ours − ref‖ / ‖ref‖, the reference README's measure."""
     assert ours.shape == ref.shape, f"shape {tuple(ours.shape)} != reference {tuple(ref.shape)}"

@@ -1,6 +1,8 @@
 """Stage C, the text-conditional prior (official `modules/stage_c.py`, Würstchen v3 §3)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,10 +67,15 @@ class StageC(CascadeUNet):
         """Once per request: the CLIP tokens and every attention block's text keys and values."""
         return self._prepare_levels(self.clip_tokens(clip_text, clip_text_pooled, clip_img))
 
-    def step(self, x: torch.Tensor, r: torch.Tensor, prepared: Conditioning) -> torch.Tensor:
-        """Predict the noise of x (B, 16, H, W) at noise level r (B,)."""
-        x = self._run_levels(self.embedding(x), self._r_embedding(r, x.dtype), prepared)
+    def step(self, x: torch.Tensor, r: torch.Tensor, prepared: Conditioning,
+             cnet: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """Predict the noise of x (B, 16, H, W) at noise level r (B,).
+
+        cnet: a ControlNet's outputs, computed once per request and passed to every step; entry n
+        (B, C, h, w) or None goes to the n-th ResBlock run (official `forward(..., cnet=...)`).
+        """
+        x = self._run_levels(self.embedding(x), self._r_embedding(r, x.dtype), prepared, cnet)
         return self.clf(x).contiguous()
 
-    def forward(self, x, r, clip_text, clip_text_pooled, clip_img):
-        return self.step(x, r, self.prepare(clip_text, clip_text_pooled, clip_img))
+    def forward(self, x, r, clip_text, clip_text_pooled, clip_img, cnet=None):
+        return self.step(x, r, self.prepare(clip_text, clip_text_pooled, clip_img), cnet)

@@ -7,15 +7,19 @@ official `_down_encode` / `_up_decode`.
 A network runs in two calls: `prepare(conditions…)` once per request (the text side of
 every attention block's keys and values, the constant conditioning) and `step(x, r,
 prepared)` once per denoising step. `forward` is the two together, the official call.
+
+A ControlNet's outputs (`cnet`, one optional tensor per ResBlock run, made once per request)
+are added before the ResBlocks they belong to (official `_down_encode` / `_up_decode`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .blocks import make_block, resize_like, timestep_embedding
+from .blocks import ResBlock, make_block, resize_like, timestep_embedding
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,14 @@ class Conditioning:
     down: tuple[tuple, ...]
     up: tuple[tuple, ...]
     added: torch.Tensor | None = None
+
+
+def add_control(x: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
+    """x + the control (B, C, h, w) resized bilinearly to x's size, align_corners=True (official
+    ControlNet injection, modules/stage_c.py). Same size: no resize, which is then the identity."""
+    if control.shape[-2:] != x.shape[-2:]:
+        control = resize_like(control, x.shape[-2:])
+    return x + control.to(x.dtype)
 
 
 class CascadeUNet(nn.Module):
@@ -75,30 +87,38 @@ class CascadeUNet(nn.Module):
         """
         return timestep_embedding(r.float(), self.config.c_r).to(dtype)
 
-    def _run_levels(self, x: torch.Tensor, r_embed: torch.Tensor, prepared: Conditioning) -> torch.Tensor:
+    def _run_levels(self, x: torch.Tensor, r_embed: torch.Tensor, prepared: Conditioning,
+                    cnet: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """Down levels, then up levels with skips. `cnet[n]`, when given and not None, is added
+        just before the n-th ResBlock run (down then up path, repeats included, from 0)."""
+        controls = iter(cnet) if cnet is not None else None  # official ControlNetDeliverer
         x = x.contiguous(memory_format=torch.channels_last)  # (B, C, H, W) shape, NHWC in memory
         level_outputs = []
         levels = zip(self.down_blocks, self.down_downscalers, self.down_repeat_mappers, prepared.down)
         for blocks, downscaler, mappers, states in levels:
             x = downscaler(x)
-            x = self._run_level(x, blocks, mappers, r_embed, states, None)
+            x = self._run_level(x, blocks, mappers, r_embed, states, None, controls)
             level_outputs.insert(0, x)
 
         x = level_outputs[0]
         levels = zip(self.up_blocks, self.up_upscalers, self.up_repeat_mappers, prepared.up)
         for i, (blocks, upscaler, mappers, states) in enumerate(levels):
             skip = level_outputs[i] if i > 0 else None
-            x = self._run_level(x, blocks, mappers, r_embed, states, skip)
+            x = self._run_level(x, blocks, mappers, r_embed, states, skip, controls)
             x = upscaler(x)
         return x
 
     @staticmethod
-    def _run_level(x, blocks, mappers, r_embed, states, skip):
+    def _run_level(x, blocks, mappers, r_embed, states, skip, controls):
         for repeat in range(len(mappers) + 1):
             for k, (block, state) in enumerate(zip(blocks, states)):
                 block_skip = skip if k == 0 else None
                 if block_skip is not None and x.shape[-2:] != block_skip.shape[-2:]:
                     x = resize_like(x, block_skip.shape[-2:])  # odd sizes: match the skip
+                if controls is not None and isinstance(block, ResBlock):
+                    control = next(controls, None)  # past the list's end: None
+                    if control is not None:
+                        x = add_control(x, control)
                 x = block(x, r_embed, state, block_skip)
             if repeat < len(mappers):
                 x = mappers[repeat](x)

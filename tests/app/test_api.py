@@ -8,12 +8,14 @@ import time
 import numpy as np
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 import cascade_core as cc
 from cascade_core.images import read_settings
+from cascade_core.request import MAX_SEED
 
-from .conftest import TINY_MODEL, start_studio, stop_studio
+from .conftest import TINY_MODEL, first_output, start_studio, stop_studio
 
 SMALL = dict(width=256, height=256, prior_guidance=4.0, decoder_guidance=1.1, num_images=1)
 
@@ -84,16 +86,15 @@ def test_two_requests_in_a_row_and_a_batch(client):
 
 
 def test_invalid_request_is_a_clear_error(client):
-    with pytest.raises(Exception, match="seed: .* is outside"):  # the engine's RequestError message
-        client.predict("bad", "", 256, 256, 2**53, 2, 4.0, 2, 1.1, 1, api_name="/generate")
+    message = f"seed: {MAX_SEED + 1} is outside 0–{MAX_SEED}"  # the engine's RequestError, as it is
+    with pytest.raises(AppError, match=f"^{re.escape(message)}$"):
+        client.predict("bad", "", 256, 256, MAX_SEED + 1, 2, 4.0, 2, 1.1, 1, api_name="/generate")
 
 
 def test_stop_ends_the_run_within_a_step_and_the_next_run_works(client):
     job = client.submit("stop me", "", 256, 256, 3, 200, 4.0, 2, 1.1, 1, api_name="/generate")
-    deadline = time.monotonic() + 120
-    while not any(re.search(r"step (?!1/)\d+/200", o[4] or "") for o in job.outputs()):
-        assert time.monotonic() < deadline and not job.done(), "the run never reached step 2"
-        time.sleep(0.05)
+    running = first_output(job, lambda o: re.search(r"step (?!1/)\d+/200", o[4] or ""), timeout=120)
+    assert running is not None, "the run ended before step 2"
     stopped_at = time.monotonic()
     assert client.predict(api_name="/stop") == "Stopping…"
     final = job.result(timeout=60)
@@ -119,10 +120,13 @@ def test_tiny_reference_model_folder(tmp_path):
 
 
 def test_load_failure_is_reported(tmp_path):
-    studio = start_studio(tmp_path, "--model", str(tmp_path / "no-such-model"))
+    missing = tmp_path / "no-such-model"
+    studio = start_studio(tmp_path, "--model", str(missing))
     try:
         client = Client(studio.url, verbose=False)
-        with pytest.raises(Exception, match="(?i)model"):
+        message = (f"{missing} is not a folder with a Stable Cascade model, "
+                   "nor a Hugging Face repository id (owner/name)")
+        with pytest.raises(AppError, match=f"^{re.escape(message)}$"):  # the loader's ModelLoadError, as it is
             client.predict("x", "", 256, 256, 1, 2, 4.0, 2, 1.1, 1, api_name="/generate")
     finally:
         stop_studio(studio)

@@ -1,42 +1,26 @@
 """The studio in real headless Chromium: generate, stream, stop, gallery, compare, reuse seed.
 
-Screenshots of each state go to docs/screenshots/ (shown in the README).
+A screenshot of each state goes to the `screenshots` folder: a temporary one, or the README's
+(docs/screenshots/) when docs/refresh_screenshots.py runs these tests.
 """
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("needs /usr/bin/chromium (apt-get install -y chromium chromium-driver)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
+from .studio_page import (DESKTOP, UI_TIMEOUT_MS, WATCH, gallery_count, needs_chromium, open_studio, select,
+                          set_number, shot, thumbnails, wait_done, wait_gallery_count)
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-RUN_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
+sync_api = needs_chromium(allow_module_level=True)
+expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")
 def page(browser, demo_studio):
     """One tab, kept across the tests in order (like a designer's session)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(RUN_TIMEOUT_MS)
-    page.goto(demo_studio.url)
-    page.wait_for_selector("#prompt textarea")
-    page.get_by_text("ready on").wait_for()
+    page = open_studio(browser, demo_studio.url, DESKTOP)
     set_number(page, "#width", 256)
     set_number(page, "#height", 256)
     page.get_by_text("Steps and guidance").click()
@@ -46,62 +30,18 @@ def page(browser, demo_studio):
     page.close()
 
 
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-
-
-def shot(page, name: str, top: bool = True) -> None:
-    """Save a screenshot of the viewport, scrolled to the top unless `top` is False."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    if top:
-        page.evaluate("() => window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-
-
-def gallery_count(page) -> int:
-    return page.locator("#gallery button.thumbnail-item").count()
-
-
-def select(page, n: int) -> str:
-    """Click the n-th gallery image and wait until its settings are shown; returns its seed."""
-    thumbnail = page.locator("#gallery button.thumbnail-item").nth(n)
-    seed = re.search(r"seed (\d+)", thumbnail.inner_text()).group(1)
-    thumbnail.click()
-    sync_api.expect(page.locator("#details")).to_contain_text(re.compile(rf"seed\s+{seed}\s"), timeout=20_000)
-    return seed
-
-
-def wait_done(page) -> None:
-    page.locator("#run-status").get_by_text(re.compile(r"^(Done|Stopped)")).wait_for()
-
-
-WATCH = """() => {
-  window.__seen = {};
-  const mark = (name, selector) => {
-    if (!window.__seen[name] && document.querySelector(selector)) window.__seen[name] = performance.now();
-  };
-  new MutationObserver(() => {
-    mark("preview", "#stage-c img");
-    mark("stage_b", "#stage-b img");
-    mark("final", "#gallery button.thumbnail-item");
-  }).observe(document.body, {subtree: true, childList: true, attributes: true});
-}"""
-
-
-def test_generate_streams_preview_then_final(page):
+def test_generate_streams_preview_then_final(page, screenshots):
     page.evaluate(WATCH)  # records when each image area first shows an image
     page.fill("#prompt textarea", "a red fox in the snow")
     page.locator("#prompt textarea").press("Enter")  # Enter generates
     page.locator("#stage-c img").wait_for()
-    shot(page, "1-preview")
+    shot(page, screenshots, "1-preview")
     wait_done(page)
     seen = page.evaluate("() => window.__seen")
     assert seen["preview"] < seen["final"] and seen["preview"] <= seen["stage_b"] <= seen["final"], seen
     assert gallery_count(page) == 1
     assert re.search(r"seed \d+ · 256×256 · [\d.]+ s", page.locator("#gallery").inner_text())
-    shot(page, "2-final")
+    shot(page, screenshots, "2-final")
 
 
 def test_ctrl_enter_generates_second_image_newest_first(page):
@@ -112,26 +52,26 @@ def test_ctrl_enter_generates_second_image_newest_first(page):
     assert gallery_count(page) == 2
 
 
-def test_stop_ends_a_running_generation(page):
+def test_stop_ends_a_running_generation(page, screenshots):
     set_number(page, "#prior-steps", 200)
     page.click("#generate-btn")
     page.locator("#run-status").get_by_text(re.compile(r"step (?!1/)\d+/200")).wait_for()
     page.click("#stop-btn")
-    page.locator("#run-status").get_by_text("Stopped during Stage C").wait_for(timeout=20_000)
-    shot(page, "3-stopped")
+    page.locator("#run-status").get_by_text("Stopped during Stage C").wait_for(timeout=UI_TIMEOUT_MS)
+    shot(page, screenshots, "3-stopped")
     assert gallery_count(page) == 2  # nothing added, nothing lost
     set_number(page, "#prior-steps", 4)
 
 
-def test_select_and_reuse_seed(page):
+def test_select_and_reuse_seed(page, screenshots):
     seed = select(page, 1)  # the older image
     page.click("#reuse-seed-btn")
-    page.wait_for_function(f"() => document.querySelector('#seed input').value === '{seed}'")
+    expect(page.locator("#seed input")).to_have_value(seed, timeout=UI_TIMEOUT_MS)
     assert not page.locator("#randomize input").is_checked()
-    shot(page, "4-selected", top=False)
+    shot(page, screenshots, "4-selected", top=False)
 
 
-def test_compare_two_images(page):
+def test_compare_two_images(page, screenshots):
     select(page, 0)
     page.click("#compare-add-btn")
     page.get_by_role("tab", name="Compare (1)").wait_for()
@@ -140,58 +80,64 @@ def test_compare_two_images(page):
     page.get_by_role("tab", name="Compare (2)").click()
     table = page.locator("#compare-table")
     table.get_by_text("negative_prompt", exact=True).first.wait_for()
-    assert page.locator("#compare-gallery button.thumbnail-item").count() == 2
+    expect(page.locator("#compare-gallery button.thumbnail-item")).to_have_count(2, timeout=UI_TIMEOUT_MS)
     assert "blurry" in table.inner_text()
     assert re.search(r"\d+ setting\(s\) differ", page.locator("#compare-note").inner_text())
-    shot(page, "5-compare", top=False)
+    shot(page, screenshots, "5-compare", top=False)
 
 
-def test_phone_layout_has_no_horizontal_scroll(browser, demo_studio):
+def test_phone_layout_has_no_horizontal_scroll(browser, demo_studio, screenshots):
     phone = browser.new_page(viewport={"width": 390, "height": 844})
-    phone.goto(demo_studio.url)
-    phone.wait_for_selector("#generate-btn")
-    overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    phone.screenshot(path=str(SCREENSHOTS / "6-phone.png"))
-    phone.close()
+    try:
+        phone.goto(demo_studio.url)
+        phone.wait_for_selector("#generate-btn")
+        overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        shot(phone, screenshots, "6-phone", top=False)
+    finally:
+        phone.close()
     assert overflow <= 0
 
 
 def test_download_variations_and_refine(page):
     page.get_by_role("tab", name="Gallery").click()
     select(page, 0)
-    with page.expect_download(timeout=20_000) as download:
+    with page.expect_download(timeout=UI_TIMEOUT_MS) as download:
         page.click("#download-btn")
     assert download.value.suggested_filename.endswith(".png")
     assert "parameters" in Image.open(download.value.path()).text  # the PNG keeps its metadata
     set_number(page, "#var-count", 2)
     page.click("#variations-btn")
-    page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 4")
+    wait_gallery_count(page, 4)
     wait_done(page)
     seed = select(page, 0)
     base = page.locator("#details").inner_text()
     steps = {k: int(re.search(rf"{k}\s+(\d+)", base).group(1)) for k in ("prior_steps", "decoder_steps")}
     page.click("#refine-btn")
-    page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 5")
+    wait_gallery_count(page, 5)
     wait_done(page)
     assert select(page, 0) == seed  # the newest, re-rendered gallery's first image: the refined one
     details = page.locator("#details")  # refined: the selected image's seed and settings, steps ×1.5
     for key, value in steps.items():
-        sync_api.expect(details).to_contain_text(re.compile(rf"{key}\s+{round(value * 1.5)}\s"), timeout=20_000)
-    assert f"seed {seed} " in page.locator("#gallery button.thumbnail-item").nth(0).inner_text()
+        expect(details).to_contain_text(re.compile(rf"{key}\s+{round(value * 1.5)}\s"), timeout=UI_TIMEOUT_MS)
+    assert f"seed {seed} " in thumbnails(page).nth(0).inner_text()
 
 
-def test_clear_then_reload_from_outputs(page):
+def test_clear_then_reload_from_outputs(page, demo_studio, screenshots):
     page.click("#clear-btn")
-    page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length === 0")
+    wait_gallery_count(page, 0)
+    saved = sum(not p.name.startswith(".") for p in demo_studio.outputs.glob("*/*.png"))  # ours and other tests'
+    assert saved >= 5
     page.click("#reload-btn")
-    page.wait_for_function("() => document.querySelectorAll('#gallery button.thumbnail-item').length >= 5")
-    shot(page, "7-reloaded")
+    wait_gallery_count(page, saved)
+    expect(page.locator("#run-status")).to_contain_text(f"Loaded {saved} image(s) from the outputs folder.",
+                                                         timeout=UI_TIMEOUT_MS)
+    shot(page, screenshots, "7-reloaded")
 
 
 def test_aspect_and_quality_presets_fill_the_controls(page):
     page.get_by_label("16:9").check()
-    page.wait_for_function("() => document.querySelector('#width input[type=number]').value === '1344'")
-    assert page.locator("#height input[type=number]").input_value() == "768"
+    expect(page.locator("#width input[type=number]")).to_have_value("1344", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#height input[type=number]")).to_have_value("768", timeout=UI_TIMEOUT_MS)
     page.get_by_label("draft").check()
-    page.wait_for_function("() => document.querySelector('#prior-steps input[type=number]').value === '12'")
-    assert page.locator("#decoder-steps input[type=number]").input_value() == "4"
+    expect(page.locator("#prior-steps input[type=number]")).to_have_value("12", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#decoder-steps input[type=number]")).to_have_value("4", timeout=UI_TIMEOUT_MS)

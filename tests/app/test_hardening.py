@@ -2,7 +2,8 @@
 route and the request fields, HTML in prompts, oversized payloads."""
 from __future__ import annotations
 
-import time
+import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
-from gradio_client.utils import Status
+from gradio_client.exceptions import AppError
+from PIL import Image
 
 from cascade_core.images import read_settings
+from ui.outputs import OutputsWriter
 
 CONCURRENT = 30
 ATTACK = '<script>alert("x")</script><img src=x onerror=alert(1)> ../../../../tmp/evil %2e%2e/\\..\\ {prompt}'
@@ -66,7 +69,8 @@ def test_html_and_traversal_in_prompts_are_plain_text(demo_studio):
 
 
 def test_oversized_prompt_is_refused_and_the_server_carries_on(demo_studio):
-    with pytest.raises(Exception, match="prompt: is 1,000,000 characters long; the limit is 10,000"):
+    message = "prompt: is 1,000,000 characters long; the limit is 10,000"  # the engine's RequestError, as it is
+    with pytest.raises(AppError, match=f"^{re.escape(message)}$"):
         Client(demo_studio.url, verbose=False).predict("x" * 1_000_000, "", 256, 256, 1, 1, 4.0, 1, 1.1, 1,
                                                        api_name="/generate")
     with urllib.request.urlopen(demo_studio.url + "/config", timeout=10) as response:
@@ -81,8 +85,15 @@ def fetch(url: str) -> tuple[int, bytes]:
         return error.code, b""
 
 
-def test_the_file_route_serves_the_outputs_folder_and_nothing_else(demo_studio):
-    image = next(demo_studio.outputs.resolve().glob("*/*.png"), None) or pytest.skip("no image saved yet")
+@pytest.fixture
+def saved_image(demo_studio) -> Path:
+    """An image in the studio's outputs folder, written as the studio writes them (this test's own)."""
+    writer = OutputsWriter(demo_studio.outputs.resolve())
+    return writer.save(Image.new("RGB", (8, 8), "teal"), {"prompt": "served", "seed": 4242}).path
+
+
+def test_the_file_route_serves_the_outputs_folder_and_nothing_else(demo_studio, saved_image):
+    image = saved_image
     base = demo_studio.url + "/gradio_api/file="
     status, body = fetch(base + urllib.parse.quote(str(image)))
     assert status == 200 and body == image.read_bytes()  # the route works for what it should serve
@@ -99,17 +110,30 @@ def test_the_file_route_serves_the_outputs_folder_and_nothing_else(demo_studio):
         assert fetch(base + path)[0] in (400, 403, 404), path
 
 
+def joined_queue(client: Client) -> threading.Event:
+    """Set once the server has put this client's next request in its queue: gradio_client's send_data posts
+    the queue join and returns the event id the server answered with."""
+    joined, send_data = threading.Event(), client.send_data
+
+    def send_and_tell(*args, **kwargs):
+        event_id = send_data(*args, **kwargs)
+        joined.set()
+        return event_id
+
+    client.send_data = send_and_tell
+    return joined
+
+
 def test_requests_finish_in_arrival_order(demo_studio):
     clients = [Client(demo_studio.url, verbose=False) for _ in range(4)]
     finished = []
     jobs = []
     for k, client in enumerate(clients):
+        joined = joined_queue(client)
         job = client.submit(f"in order {k}", "", 256, 256, 900 + k, 6, 4.0, 2, 1.1, 1, api_name="/generate")
         job.add_done_callback(lambda _, k=k: finished.append(k))
         jobs.append(job)
-        deadline = time.monotonic() + 60
-        while job.status().code in (Status.STARTING, Status.JOINING_QUEUE) and time.monotonic() < deadline:
-            time.sleep(0.05)  # in the queue before the next one arrives: a clear arrival order
+        assert joined.wait(60), f"request {k} never joined the queue"  # in before the next: a clear order
     outcomes = [job.result(timeout=600) for job in jobs]
     assert [o[3]["seeds"] for o in outcomes] == [[900 + k] for k in range(4)]
     assert finished == [0, 1, 2, 3]

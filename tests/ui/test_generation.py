@@ -1,5 +1,5 @@
 """One run as frames: waiting for the model, errors as messages, saving even when nobody reads."""
-import time
+import threading
 
 import pytest
 
@@ -8,6 +8,30 @@ from ui.generation import Services, StudioError, stream
 from ui.outputs import OutputsWriter
 
 SMALL = dict(width=256, height=256, seed=11, prior_steps=2, decoder_steps=2)
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left():
+    """Each test ends every thread it started (the engine's worker): joined here, and checked."""
+    before = set(threading.enumerate())
+    yield
+    started = [thread for thread in threading.enumerate() if thread not in before]
+    for thread in started:
+        thread.join(timeout=120)
+    assert not [thread.name for thread in started if thread.is_alive()], "a worker outlived its test"
+
+
+class SignallingWriter(OutputsWriter):
+    """An outputs writer that tells (an event) when it has saved an image."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.saved = threading.Event()
+
+    def save(self, *args, **kwargs):
+        saved = super().save(*args, **kwargs)
+        self.saved.set()
+        return saved
 
 
 class FakeHolder:
@@ -57,14 +81,14 @@ def test_stop_before_the_model_is_ready(tmp_path, demo_model):
 
 
 def test_finished_images_are_saved_even_if_nobody_reads_on(tmp_path, demo_model):
-    frames = stream(Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path)), "s",
-                    cc.GenerationRequest("a fox", **SMALL))
-    next(frames)  # the run has started; the page went away and reads no more
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("*/*.json")):
-        assert time.monotonic() < deadline, "the finished image was never saved"
-        time.sleep(0.1)
-    assert len(list(tmp_path.glob("*/*.png"))) == 1
+    writer = SignallingWriter(tmp_path)
+    frames = stream(Services(FakeHolder(demo_model, polls=0), writer), "s", cc.GenerationRequest("a fox", **SMALL))
+    try:
+        next(frames)  # the run has started; the page went away and reads no more
+        assert writer.saved.wait(120), "the finished image was never saved"
+        assert [len(list(tmp_path.glob(f"*/*.{kind}"))) for kind in ("png", "json")] == [1, 1]
+    finally:
+        frames.close()  # the abandoned handler is closed at last: its worker ends (joined by no_worker_left)
 
 
 @pytest.mark.parametrize("views", [1, 2, 3])

@@ -1,13 +1,14 @@
 """Progress text, contact sheets, Markdown escaping, the model holder, the torch-free rule."""
 import re
-import time
+import threading
 from pathlib import Path
 
 from PIL import Image
 
+import cascade_core as cc
 from ui.imaging import contact_sheet
 from ui.markdown import md_escape
-from ui.model_holder import ModelHolder, ModelOptions
+from ui.model_holder import ModelHolder
 from ui.progress import ProgressText
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,21 +34,35 @@ def test_md_escape_shows_text_literally():
 
 
 def test_model_holder_reports_what_to_do(tmp_path):
-    holder = ModelHolder(ModelOptions(path=None)).start()
+    holder = ModelHolder().start()
     assert holder.wait(30) and not holder.ready
     assert "--demo" in holder.error and "--model REPO_OR_FOLDER" in holder.error
     assert holder.status_markdown().startswith("**Model failed to load.** No model given")
-    holder = ModelHolder(ModelOptions(path=str(tmp_path / "missing"), device="cpu")).start()
+    holder = ModelHolder(cc.EngineOptions(model=str(tmp_path / "missing"), device="cpu")).start()
     assert holder.wait(30) and holder.error and not holder.ready
     assert holder.status_markdown().startswith("**Model failed to load.**")
 
 
-def test_model_loads_in_the_background():
-    holder = ModelHolder(ModelOptions(demo=True))
-    start = time.monotonic()
-    holder.start()
-    assert time.monotonic() - start < 0.5  # start() returns at once
-    assert holder.wait(120) and holder.ready
+def test_model_loads_in_the_background(monkeypatch):
+    """start() returns while the model is still loading, in another thread, which then makes it ready."""
+    loading, release, loaders = threading.Event(), threading.Event(), []
+    build = cc.load_demo
+
+    def held_back(*args, **kwargs):  # the demo model, once the test lets it through
+        loaders.append(threading.current_thread())
+        loading.set()
+        release.wait(30)  # a start() that loaded in the caller's thread would return after this
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(cc, "load_demo", held_back)
+    holder = ModelHolder(demo=True).start()
+    try:
+        assert loading.wait(30), "loading never began"
+        assert not holder.finished and not holder.ready  # start() has returned; the model is still loading
+        assert len(loaders) == 1 and loaders[0] is not threading.current_thread()
+    finally:
+        release.set()
+    assert holder.wait(120) and holder.ready and holder.error is None
 
 
 def test_ui_and_app_never_import_torch():
@@ -61,11 +76,11 @@ def test_a_compiled_model_is_warmed_up_before_it_is_ready(monkeypatch):
     seen = []
 
     def warm_up(model):
-        seen.append((model.compile, holder.ready))
+        seen.append((model.runtime.compile, holder.ready))
         return 42.0
 
     monkeypatch.setattr(ui.model_holder, "warm_up", warm_up)
-    holder = ModelHolder(ModelOptions(demo=True, compile="default"))
+    holder = ModelHolder(cc.EngineOptions(compile="default"), demo=True)
     holder.start()
     assert holder.wait(120) and holder.ready and holder.error is None
     assert seen == [("default", False)] and holder.message == "compiled in 42 s"
