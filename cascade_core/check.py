@@ -11,7 +11,8 @@ import torch
 
 from .config import STAGES
 from .errors import ModelLoadError
-from .loading import detect_size, find_custom, layout_problems, read_layout
+from .loading import detect_size, find_custom
+from .weights import layout_problems, read_layout
 from .models.layouts import expected_layout
 from .released import TEXT_ENCODER_FILES, all_names
 

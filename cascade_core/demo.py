@@ -8,9 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import PRESETS
+from .config import EXTRA_PRESETS, PRESETS
 from . import runtime
 from .devices import resolve_device
+from .extras import Extras
 from .model import CascadeModel
 from .models import build
 from .text import TextEncoder
@@ -62,6 +63,27 @@ def _demo_text_model(vocab_size: int, width: int, generator: torch.Generator):
     return randomize_(CLIPTextModelWithProjection(config), generator).eval()
 
 
+DEMO_EXTRAS = {"effnet_encoder": "effnet_encoder", "controlnet_canny": "controlnet_canny_tiny",
+               "controlnet_inpainting": "controlnet_inpainting_tiny", "controlnet_super_resolution": "controlnet_sr_tiny"}
+
+
+def _demo_extras(device: torch.device, c_clip_img: int) -> Extras:
+    """Random networks for every image mode, each made (from its own seed) the first time it is used."""
+    def make(name: str) -> nn.Module:
+        generator = torch.Generator().manual_seed(DEMO_SEED + len(name))
+        if name == "image_encoder":
+            from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+            config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                      image_size=224, patch_size=32, projection_dim=c_clip_img)
+            net = CLIPVisionModelWithProjection(config)
+        else:
+            net = build(EXTRA_PRESETS[DEMO_EXTRAS[name]])
+        return randomize_(net, generator).to(device).eval().requires_grad_(False)
+
+    return Extras(make)
+
+
 def load_demo(device: str = "cpu", compile: str = "none") -> CascadeModel:
     """The tiny demo model in float32 (compile: a mode of options.COMPILE_MODES)."""
     generator = torch.Generator().manual_seed(DEMO_SEED)
@@ -75,4 +97,5 @@ def load_demo(device: str = "cpu", compile: str = "none") -> CascadeModel:
     applied = runtime.apply(networks, torch_device, compile=compile)
     return CascadeModel(name="demo (random weights: noise)", **networks,
                         text_encoder=TextEncoder(tokenizer, text_model),
-                        device=torch_device, dtype=torch.float32, variant="tiny", runtime=applied)
+                        device=torch_device, dtype=torch.float32, variant="tiny", runtime=applied,
+                        extras=_demo_extras(torch_device, PRESETS["stage_c"]["tiny"].c_clip_img))

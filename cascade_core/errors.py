@@ -4,6 +4,14 @@ from __future__ import annotations
 import torch
 
 
+class RequestError(ValueError):
+    """A request field is out of range or of the wrong type; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class ModelLoadError(RuntimeError):
     """A model could not be found, fetched or loaded; the message names the file and what to do."""
 

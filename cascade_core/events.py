@@ -32,7 +32,7 @@ class StageProgress:
 
 @dataclass(frozen=True)
 class StageDone:
-    stage: str
+    stage: str  # "inputs" (with the control map the ControlNet sees), "stage_c" or "stage_b"
     seconds: float
     previews: tuple[Image, ...] = ()  # after Stage C: the previewer's image of each latent
 
@@ -44,6 +44,7 @@ class Finished:
     settings: tuple[dict, ...]  # per image: everything needed to remake it (see images.metadata)
     timings: dict[str, float]  # seconds per stage: text, stage_c, preview, stage_b, stage_a, total
     tensors: dict[str, Any] = field(default_factory=dict, repr=False)  # float32 CPU: latent_c, preview, latent_b, image
+    unblended: tuple[Image, ...] = ()  # repaint, extend: the images before the kept picture was blended in
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -70,10 +71,38 @@ class _Missing(ModelLoadError):
         self.missing = missing
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """What one fetch takes from a repository: `select(available paths)` → the paths (raises _Missing),
+    how to say it, and the download command that fetches it again."""
+    select: Callable[[set[str]], list[str]]
+    what: str  # "for the lite variant (bf16 weights)"
+    command: str  # "python -m cascade_core download --model REPO --variant lite"
+
+
 def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: str | None = None,
           force: bool = False, progress: Say | None = None) -> Path:
     """Download what `variant` needs from `repo` (or find it in the cache); the snapshot folder."""
-    say = progress or (lambda message: None)
+    wanted = _Wanted(lambda available: wanted_files(variant, weights, available),
+                     f"for the {variant} variant ({weights} weights)",
+                     f"python -m cascade_core download --model {repo} --variant {variant}")
+    return _fetch(repo, wanted, revision, force, progress or (lambda message: None))
+
+
+def fetch_files(repo: str, names: list[str], *, revision: str | None = None, force: bool = False,
+                progress: Say | None = None) -> Path:
+    """Download the named files of `repo` (or find them in the cache); the snapshot folder."""
+    def select(available: set[str]) -> list[str]:
+        missing = [name for name in names if name not in available]
+        if missing:
+            raise _Missing(missing)
+        return list(names)
+
+    wanted = _Wanted(select, f"({', '.join(names)})", f"python -m cascade_core download --model {repo} --extras")
+    return _fetch(repo, wanted, revision, force, progress or (lambda message: None))
+
+
+def _fetch(repo: str, wanted: _Wanted, revision: str | None, force: bool, say: Say) -> Path:
     try:
         info = HfApi().model_info(repo, revision=revision, files_metadata=True)
     except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as e:
@@ -83,21 +112,20 @@ def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: st
             raise _access_error(repo, revision, e) from e
         if _status(e) is not None and _status(e) < 500:
             raise ModelLoadError(f"the Hugging Face hub refused {repo} (HTTP {_status(e)}: {first_line(e)})") from e
-        return cached(repo, variant, weights, revision, reason=f"the hub answered HTTP {_status(e)}", say=say)
+        return _cached(repo, wanted, revision, reason=f"the hub answered HTTP {_status(e)}", say=say)
     except OfflineModeIsEnabled:
-        return cached(repo, variant, weights, revision, reason="offline mode is on (HF_HUB_OFFLINE=1)", say=say)
+        return _cached(repo, wanted, revision, reason="offline mode is on (HF_HUB_OFFLINE=1)", say=say)
     except _HTTPError as e:  # no connection, DNS, TLS, timeout: try the cache
         log.debug("the hub did not answer for %s", repo, exc_info=True)
-        return cached(repo, variant, weights, revision, say=say,
-                      reason=f"the Hugging Face hub cannot be reached ({type(e).__name__}: {first_line(e)})")
+        return _cached(repo, wanted, revision, say=say,
+                       reason=f"the Hugging Face hub cannot be reached ({type(e).__name__}: {first_line(e)})")
     sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
     try:
-        files = wanted_files(variant, weights, set(sizes))
+        files = wanted.select(set(sizes))
     except _Missing as e:
         raise ModelLoadError(f"{repo} has no {', '.join(e.missing)}: it is not a Stable Cascade repository in "
                              "the released layout (stabilityai/stable-cascade)") from e
-    say(f"{repo} at {info.sha[:7]}: {len(files)} files, {format_bytes(sum(sizes[f] for f in files))} for the "
-        f"{variant} variant ({weights} weights)")
+    say(f"{repo} at {info.sha[:7]}: {len(files)} files, {format_bytes(sum(sizes[f] for f in files))} {wanted.what}")
     _remember_revision(repo, revision or "main", info.sha)
     path = None
     for number, name in enumerate(files, 1):
@@ -109,18 +137,17 @@ def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: st
     return _snapshot_root(Path(path), files[-1])
 
 
-def cached(repo: str, variant: str, weights: str, revision: str | None, *, reason: str, say: Say) -> Path:
-    """The cached snapshot that holds everything `variant` needs, when the hub cannot be asked."""
+def _cached(repo: str, wanted: _Wanted, revision: str | None, *, reason: str, say: Say) -> Path:
+    """The cached snapshot that holds everything wanted, when the hub cannot be asked."""
     folder = cache_snapshot(repo, revision)
     available = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} if folder else set()
     try:
-        wanted_files(variant, weights, available)
+        wanted.select(available)
     except _Missing as e:
         where = folder or Path(constants.HF_HUB_CACHE)
         raise ModelLoadError(
             f"{reason}, and the cache ({where}) lacks {', '.join(e.missing)}. Connect to the internet and run "
-            f"`python -m cascade_core download --model {repo} --variant {variant}`, or pass --model a local folder "
-            "with the files.") from e
+            f"`{wanted.command}`, or pass --model a local folder with the files.") from e
     say(f"{reason}; using the cached copy of {repo} ({folder.name[:7]})")
     return folder
 

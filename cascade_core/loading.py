@@ -14,60 +14,27 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from . import hub, memory, runtime
 from .config import PRESETS, STAGES
 from .devices import resolve_device, resolve_dtype, supports_bfloat16
 from .errors import ModelLoadError, first_line
+from .extras import folder_extras
 from .model import CascadeModel, LoadedNetwork
-from .models import build
 from .models.layouts import expected_layout
 from .offload import Placement
 from .options import EngineOptions
 from .released import RELEASED_FILES, TEXT_ENCODER_DIR, TOKENIZER_DIR, released_names
 from .text import TextEncoder
 from .units import format_bytes
+from .weights import NetworkFile, layout_problems, load_network, read_layout
 
 log = logging.getLogger(__name__)
-PREFIX = "model.diffusion_model."
 Progress = Callable[[str], None]
-
-@dataclass(frozen=True)
-class NetworkFile:
-    stage: str
-    config: object
-    path: Path
-    size: str  # preset name ("full", "lite", "tiny") or "custom"
-
-
-def read_layout(path: Path) -> dict[str, tuple[int, ...]]:
-    """Names (without a `model.diffusion_model.` prefix) and shapes in a safetensors header."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k.removeprefix(PREFIX): tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); delete it and fetch it again") from e
-
-
-def layout_problems(found: dict, expected: dict, limit: int = 3) -> list[str]:
-    """Human-readable differences between two layouts, at most `limit` of each kind."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    wrong = [f"{k} {list(found[k])} (expected {list(expected[k])})"
-             for k in expected if k in found and found[k] != expected[k]]
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if items:
-            more = f" and {len(items) - limit} more" if len(items) > limit else ""
-            problems.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
-    return problems
-
 
 def detect_size(stage: str, path: Path) -> NetworkFile:
     """Which released size of `stage` a file holds, from its tensor shapes."""
@@ -131,23 +98,6 @@ def locate(folder: Path, variant: str = "auto", dtype: torch.dtype = torch.float
             raise ModelLoadError(f"{spec_path} is not valid JSON ({e})") from e
         return {stage: find_custom(folder, spec, stage) for stage in STAGES}
     return {stage: find_released(folder, stage, variant, dtype) for stage in STAGES}
-
-
-def load_network(file: NetworkFile, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    """Build on meta, then assign the memory-mapped tensors cast to `dtype` on `device`."""
-    with torch.device("meta"):
-        net = build(file.config)
-    state = {}
-    try:
-        with safe_open(str(file.path), framework="pt", device="cpu") as f:
-            for name in f.keys():
-                tensor = f.get_tensor(name)
-                cast = dtype if tensor.is_floating_point() else tensor.dtype
-                state[name.removeprefix(PREFIX)] = tensor.to(device=device, dtype=cast)
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise ModelLoadError(f"{file.path} could not be read ({e}); delete it and fetch it again") from e
-    net.load_state_dict(state, assign=True)
-    return net.requires_grad_(False)
 
 
 def load_text_encoder(folder: Path, device: torch.device, dtype: torch.dtype, run_on: torch.device) -> TextEncoder:
@@ -219,7 +169,7 @@ def load_with(options: EngineOptions, progress: Progress | None = None) -> Casca
     return CascadeModel(
         name=options.model if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,
         device=device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
-        runtime=applied,
+        runtime=applied, extras=folder_extras(folder, device, dtypes["stage_b"], say),
     )
 
 

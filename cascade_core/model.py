@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -35,6 +36,7 @@ class CascadeModel:
     load_report: tuple[LoadedNetwork, ...] = ()
     placement: Placement | None = None  # None: everything stays on `device` (offload none)
     runtime: Runtime = field(default_factory=Runtime)  # what runtime.apply did to the networks
+    extras: Callable[[str], torch.nn.Module] | None = None  # extras.Extras: networks only some modes need
 
     def __post_init__(self):
         if self.placement is None:

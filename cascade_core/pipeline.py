@@ -20,6 +20,7 @@ import torch
 
 from . import sampling
 from .devices import synchronize, trim_host_heap, upload
+from .image_conditions import StageCSetup, blend, stage_c_setup
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
 from .images import PendingImages, to_pil
 from .model import CascadeModel
@@ -48,12 +49,13 @@ def image_settings(model: CascadeModel, request: GenerationRequest, k: int) -> d
 
 @dataclass(frozen=True)
 class StageSampling:
-    """How one stage samples: the events' stage name, its steps, the schedule's shift, the latent
-    shape (C, h, w), and every how many steps `show` makes images of the estimate x0 (0: never)."""
+    """How one stage samples: the events' stage name, its start (B, C, h, w) at t_start, its steps and
+    the schedule's shift, and every how many steps `show` makes images of the estimate x0 (0: never)."""
     stage: str
+    start: torch.Tensor
     steps: int
     shift: float
-    shape: tuple[int, int, int]
+    t_start: float = 1.0
     show_every: int = 0
     show: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -66,10 +68,17 @@ class _NetworkRun:
         self.net, self.dtype, self.fixed = net, _dtype(net), fixed
 
     def prepare(self, **cond):
-        return self.net.prepare(**{k: v.to(self.dtype) for k, v in cond.items()}, **self.fixed)
+        return self.net.prepare(**{k: _cast(v, self.dtype) for k, v in cond.items()}, **self.fixed)
 
     def step(self, x, r, prepared):
         return self.net.step(x.to(self.dtype), r, prepared).float()
+
+
+def _cast(condition, dtype: torch.dtype):
+    """A condition in the network's dtype: a tensor, or a list of optional tensors (ControlNet outputs)."""
+    if condition is None or isinstance(condition, torch.Tensor):
+        return None if condition is None else condition.to(dtype)
+    return tuple(_cast(c, dtype) for c in condition)
 
 
 def _dtype(net: torch.nn.Module) -> torch.dtype:
@@ -115,13 +124,15 @@ class _Request:
 
 
 def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading.Event | None = None,
-             preview_every: int = 5, decode_every: int = 2, keep_tensors: bool = False) -> Iterator[Event]:
+             preview_every: int = 5, decode_every: int = 2, keep_tensors: bool = False,
+             stage_c_only: bool = False) -> Iterator[Event]:
     """Yield the events of one request. Raises RequestError before anything runs if it is invalid.
 
     preview_every: Stage C steps between previewer images (0: none until Stage C ends).
     decode_every: Stage B steps between Stage A decodes of the current estimate (0: none).
     stop: set it to end the run between two steps with a `Cancelled` event.
     keep_tensors: put float32 CPU copies of latent_c, preview, latent_b and image into Finished.
+    stage_c_only: end after the preview: Finished holds the previews as its images (and latent_c, preview).
     """
     request, notices = request.validated()
     run = _Request(model, request, [torch.Generator().manual_seed(s) for s in request.seeds()],
@@ -136,42 +147,65 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     run.clock.mark("text")
     yield Started(request, notices)
 
-    # 2. Stage C: the 16-channel semantic latent, with previews of its estimate every few steps.
+    # 2. Pictures: Stage C's start, image embedding and control, once per request (image_conditions.py).
+    with place.compute():
+        setup = stage_c_setup(model.extras, request, shape_c, model.stage_c.config.c_clip_img, run.noise, model.device)
+    if request.mode != "text":
+        run.clock.mark("inputs")
+    if setup.shown:  # the control map (edges, mask) the ControlNet sees
+        yield StageDone("inputs", run.clock.timings["inputs"], setup.shown)
+
+    # 3. Stage C: the 16-channel semantic latent, with previews of its estimate every few steps.
     previewer = lambda latent: model.previewer(latent.to(_dtype(model.previewer))).float()
     place.activate("stage_c", then="stage_b")
-    latent_c = yield from _sample(run, _stage_c_denoiser(run, text, negative), StageSampling(
-        "stage_c", request.prior_steps, STAGE_C_SHIFT, shape_c, preview_every, previewer))
+    latent_c = yield from _sample(run, _stage_c_denoiser(run, text, negative, setup), StageSampling(
+        "stage_c", setup.start, setup.steps, STAGE_C_SHIFT, setup.t_start, preview_every, previewer))
     if latent_c is None:
         return
     run.clock.mark("stage_c")
 
-    # 3. Preview: the previewer's RGB estimate of the final image, from Stage C alone.
+    # 4. Preview: the previewer's RGB estimate of the final image, from Stage C alone.
     with place.compute():
         preview = previewer(latent_c)
     run.clock.mark("preview")
     yield StageDone("stage_c", run.clock.timings["stage_c"], tuple(to_pil(preview)))
+    if stage_c_only:
+        yield _finished(run, preview, {"latent_c": latent_c, "preview": preview} if keep_tensors else {})
+        return
 
-    # 4. Stage B: the 4-channel Stage A latent, conditioned on Stage C's latent.
+    # 5. Stage B: the 4-channel Stage A latent, conditioned on Stage C's latent.
     decoder = lambda latent: model.stage_a.decode(latent.to(_dtype(model.stage_a))).float()
     place.activate("stage_b")
+    with place.compute():
+        start_b = run.noise(shape_b)
     latent_b = yield from _sample(run, _stage_b_denoiser(run, latent_c, text, negative, shape_b), StageSampling(
-        "stage_b", request.decoder_steps, STAGE_B_SHIFT, shape_b, decode_every, decoder))
+        "stage_b", start_b, request.decoder_steps, STAGE_B_SHIFT, 1.0, decode_every, decoder))
     if latent_b is None:
         return
     run.clock.mark("stage_b")
     yield StageDone("stage_b", run.clock.timings["stage_b"])
 
-    # 5. Stage A: pixels.
+    # 6. Stage A: pixels; repaint and extend keep the picture outside the repainted area.
     with place.compute():
         image = decoder(latent_b).clamp(0, 1)
+        final = blend(image, setup.keep) if setup.keep is not None else image
     run.clock.mark("stage_a")
+    kept = {"latent_c": latent_c, "preview": preview, "latent_b": latent_b, "image": final} if keep_tensors else {}
+    if keep_tensors and setup.keep is not None:
+        kept["unblended"] = image
+    yield _finished(run, final, kept, unblended=image if setup.keep is not None else None)
+
+
+def _finished(run: _Request, images: torch.Tensor, kept: dict, unblended: torch.Tensor | None = None) -> Finished:
+    """The last event: the images, what remakes each, the stage timings, and the kept tensors."""
     run.clock.timings["total"] = run.clock.elapsed()
     trim_host_heap()  # the run's freed host buffers back to the OS, so a long session's memory stays flat
-    kept = {"latent_c": latent_c, "preview": preview, "latent_b": latent_b, "image": image} if keep_tensors else {}
-    yield Finished(
-        images=tuple(to_pil(image)),
+    request = run.request
+    return Finished(
+        images=tuple(to_pil(images)),
+        unblended=tuple(to_pil(unblended)) if unblended is not None else (),
         seeds=tuple(request.seeds()),
-        settings=tuple(image_settings(model, request, k) for k in range(request.num_images)),
+        settings=tuple(image_settings(run.model, request, k) for k in range(request.num_images)),
         timings=dict(run.clock.timings),
         tensors={k: v.float().cpu() for k, v in kept.items()},
     )
@@ -192,16 +226,16 @@ def _encode_prompts(model: CascadeModel) -> Callable[[str, str], tuple[TextEmbed
     return encode
 
 
-def _stage_c_denoiser(run: _Request, text: TextEmbedding, negative: TextEmbedding) -> sampling.Denoiser:
-    """Stage C's guided denoiser: text conditions, and no image prompt (clip_img zeros)."""
-    stage_c = run.model.stage_c
-    clip_img = torch.zeros(run.request.num_images, 1, stage_c.config.c_clip_img, device=run.model.device)
+def _stage_c_denoiser(run: _Request, text: TextEmbedding, negative: TextEmbedding,
+                      setup: StageCSetup) -> sampling.Denoiser:
+    """Stage C's guided denoiser: text conditions, the image embedding (the unconditional branch: zeros)
+    and the control (the same for both branches, as the official notebooks do)."""
     cond = {"clip_text": run.batch(text.clip_text), "clip_text_pooled": run.batch(text.clip_text_pooled),
-            "clip_img": clip_img}
+            "clip_img": setup.clip_img, "cnet": setup.control}
     uncond = {"clip_text": run.batch(negative.clip_text), "clip_text_pooled": run.batch(negative.clip_text_pooled),
-              "clip_img": clip_img}
+              "clip_img": torch.zeros_like(setup.clip_img), "cnet": setup.control}
     with run.model.placement.compute():  # the text keys and values, once per request
-        return sampling.guided(_NetworkRun(stage_c), cond, uncond, run.request.prior_guidance)
+        return sampling.guided(_NetworkRun(run.model.stage_c), cond, uncond, run.request.prior_guidance)
 
 
 def _stage_b_denoiser(run: _Request, latent_c: torch.Tensor, text: TextEmbedding, negative: TextEmbedding,
@@ -222,9 +256,10 @@ def _sample(run: _Request, denoise: sampling.Denoiser, how: StageSampling) -> It
     event after they land.
     """
     compute = run.model.placement.compute
+    shape = tuple(how.start.shape[1:])
     with compute():
-        schedule = sampling.cosine_schedule(how.steps, how.shift)
-        states = sampling.ddpm_sample(denoise, run.noise(how.shape), schedule, lambda: run.noise(how.shape))
+        schedule = sampling.cosine_schedule(how.steps, how.shift, how.t_start)
+        states = sampling.ddpm_sample(denoise, how.start, schedule, lambda: run.noise(shape))
     x0, pending = None, None
     for step in range(1, how.steps + 1):
         if run.stopped():

@@ -26,3 +26,14 @@ def released_names(stage: str, size: str, prefer: str = "bf16") -> tuple[str, ..
 def all_names(stage: str) -> tuple[str, ...]:
     """Every released file name of a network, of any size and weights."""
     return tuple(dict.fromkeys(name for size in RELEASED_FILES[stage].values() for name in size.values()))
+
+# The networks only some modes need (cascade_core/extras.py): → (repository, path in it).
+PRIOR_REPO = "stabilityai/stable-cascade-prior"
+EXTRA_FILES = {
+    "effnet_encoder": ("stabilityai/stable-cascade", "effnet_encoder.safetensors"),
+    "controlnet_canny": ("stabilityai/stable-cascade", "controlnet/canny.safetensors"),
+    "controlnet_inpainting": ("stabilityai/stable-cascade", "controlnet/inpainting.safetensors"),
+    "controlnet_super_resolution": ("stabilityai/stable-cascade", "controlnet/super_resolution.safetensors"),
+    "image_encoder": (PRIOR_REPO, "image_encoder"),  # a transformers folder: CLIP ViT-L/14 vision with projection
+}
+IMAGE_ENCODER_FILES = ("config.json", "model.safetensors")

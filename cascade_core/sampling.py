@@ -99,18 +99,28 @@ def guided(net, cond: dict, uncond: dict, guidance: float) -> Denoiser:
     """A denoiser from a network and its two conditionings; guidance ≤ 1 runs only the conditional one.
 
     `net.prepare(**conditions)` runs here, once per request (conditional and unconditional
-    batched, conditional first); each step is one `net.step(x, r, prepared)`.
+    batched, conditional first, see `_batched`); each step is one `net.step(x, r, prepared)`.
     """
     if guidance <= 1:
         prepared = net.prepare(**cond)
         return lambda x, r: net.step(x, r, prepared)
-    prepared = net.prepare(**{k: torch.cat([cond[k], uncond[k]]) for k in cond})
+    prepared = net.prepare(**{k: _batched(cond[k], uncond[k]) for k in cond})
 
     def denoise(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         p_cond, p_uncond = net.step(torch.cat([x, x]), torch.cat([r, r]), prepared).chunk(2)
         return guidance_rescale(p_cond, p_uncond, guidance)
 
     return denoise
+
+
+def _batched(cond, uncond):
+    """A condition of both branches as one batch, conditional first: tensors concatenated, lists of
+    optional tensors (a ControlNet's outputs) entry by entry, None staying None."""
+    if cond is None:
+        return None
+    if isinstance(cond, torch.Tensor):
+        return torch.cat([cond, uncond])
+    return tuple(_batched(c, u) for c, u in zip(cond, uncond, strict=True))
 
 
 def ddpm_sample(denoise: Denoiser, x: torch.Tensor, schedule: Schedule,

@@ -63,19 +63,18 @@ class StageC(CascadeUNet):
         clip = torch.cat([text, pooled, img], dim=1)
         return F.layer_norm(clip, clip.shape[-1:], eps=1e-6)
 
-    def prepare(self, clip_text, clip_text_pooled, clip_img) -> Conditioning:
-        """Once per request: the CLIP tokens and every attention block's text keys and values."""
-        return self._prepare_levels(self.clip_tokens(clip_text, clip_text_pooled, clip_img))
+    def prepare(self, clip_text, clip_text_pooled, clip_img, cnet=None) -> Conditioning:
+        """Once per request: the CLIP tokens, every attention block's text keys and values, and the
+        ControlNet's outputs `cnet` (entry n, (B, C, h, w) or None, goes to the n-th ResBlock run)."""
+        return self._prepare_levels(self.clip_tokens(clip_text, clip_text_pooled, clip_img), control=cnet)
 
     def step(self, x: torch.Tensor, r: torch.Tensor, prepared: Conditioning,
              cnet: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
-        """Predict the noise of x (B, 16, H, W) at noise level r (B,).
-
-        cnet: a ControlNet's outputs, computed once per request and passed to every step; entry n
-        (B, C, h, w) or None goes to the n-th ResBlock run (official `forward(..., cnet=...)`).
-        """
-        x = self._run_levels(self.embedding(x), self._r_embedding(r, x.dtype), prepared, cnet)
+        """Predict the noise of x (B, 16, H, W) at noise level r (B,); `cnet` (else the prepared one),
+        as in `prepare` (official `forward(..., cnet=...)`)."""
+        control = cnet if cnet is not None else prepared.control
+        x = self._run_levels(self.embedding(x), self._r_embedding(r, x.dtype), prepared, control)
         return self.clf(x).contiguous()
 
     def forward(self, x, r, clip_text, clip_text_pooled, clip_img, cnet=None):
-        return self.step(x, r, self.prepare(clip_text, clip_text_pooled, clip_img), cnet)
+        return self.step(x, r, self.prepare(clip_text, clip_text_pooled, clip_img, cnet))

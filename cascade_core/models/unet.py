@@ -29,10 +29,12 @@ class Conditioning:
     down / up: per level, per block, what `block.prepare(clip)` returned (attention: the text
     keys and values; timestep: the constant modulation; res: None). added: Stage B's mapped
     Stage C latent and pixels, (B, C, H, W), added after the embedding (None for Stage C).
+    control: Stage C's ControlNet outputs for every step of the request (see `_run_levels`), or None.
     """
     down: tuple[tuple, ...]
     up: tuple[tuple, ...]
     added: torch.Tensor | None = None
+    control: tuple[torch.Tensor | None, ...] | None = None
 
 
 def add_control(x: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
@@ -74,10 +76,12 @@ class CascadeUNet(nn.Module):
         )
         self.up_repeat_mappers = nn.ModuleList(repeat_mappers(i, cfg.block_repeat[1][::-1][i]) for i in up)
 
-    def _prepare_levels(self, clip: torch.Tensor, added: torch.Tensor | None = None) -> Conditioning:
+    def _prepare_levels(self, clip: torch.Tensor, added: torch.Tensor | None = None,
+                        control: Sequence[torch.Tensor | None] | None = None) -> Conditioning:
         """Every block's per-request state from the CLIP tokens (B, T, c_cond)."""
         prepare = lambda levels: tuple(tuple(block.prepare(clip) for block in blocks) for blocks in levels)
-        return Conditioning(down=prepare(self.down_blocks), up=prepare(self.up_blocks), added=added)
+        return Conditioning(down=prepare(self.down_blocks), up=prepare(self.up_blocks), added=added,
+                            control=None if control is None else tuple(control))
 
     def _r_embedding(self, r: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """(B,) noise level → (B, c_r), computed in fp32 (r · 10000 needs it), cast to the network dtype.

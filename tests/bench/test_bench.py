@@ -143,3 +143,29 @@ def test_studio_stream_script_times_both_checkouts():
     for name in ("this checkout", "baseline"):
         assert re.search(rf"{name} +wall \d+\.\d+ s, engine \d+\.\d+ s, stream overhead -?\d+\.\d+ s .*; "
                          r"\d+ outputs streamed", out)
+
+
+@torch.inference_mode()
+def test_diffusers_request_encodes_each_prompt_once(monkeypatch):
+    """diffusers' decoder gets the prior's text embeddings, as their combined pipeline hands them on, not the
+    prompts: else it runs the text encoder twice more than ours does (prompt and negative prompt again)."""
+    pytest.importorskip("diffusers")
+    from diffusers import StableCascadeDecoderPipeline
+
+    from cascade_core import load_demo
+    from cascade_core.request import GenerationRequest
+    from bench.request import diffusers_pipelines, theirs
+
+    model = load_demo("cpu")
+    prior, decoder = diffusers_pipelines(model)
+    encodes, decoder_calls = [], []
+    model.text_encoder.model.register_forward_hook(lambda *_: encodes.append(1))
+    call = StableCascadeDecoderPipeline.__call__
+    monkeypatch.setattr(StableCascadeDecoderPipeline, "__call__",
+                        lambda self, **kw: (decoder_calls.append(kw), call(self, **kw))[1])
+    theirs(prior, decoder, GenerationRequest("a red fox", seed=0, width=256, height=256, prior_steps=1,
+                                             decoder_steps=1))
+    assert len(encodes) == 2  # the prompt and the negative prompt, by the prior only
+    (kw,) = decoder_calls
+    assert kw["prompt"] is None and kw["negative_prompt"] is None
+    assert kw["prompt_embeds"] is not None and kw["negative_prompt_embeds_pooled"] is not None

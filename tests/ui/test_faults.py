@@ -3,7 +3,6 @@ import contextlib
 import errno
 import gc
 import threading
-import time
 import weakref
 
 import pytest
