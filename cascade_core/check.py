@@ -1,5 +1,9 @@
 """Validate a model folder without loading it: every file present and readable, every tensor
-name and shape what the networks expect (for the released variants, the released layouts)."""
+name and shape what the networks expect (for the released variants, the released layouts).
+
+The extra networks that only some modes need (extras.py) are optional: each one the folder holds,
+in the released layout or named under cascade.json's "extras", is checked against its layout;
+an absent one is a row marked `absent` (fetched from the hub when a mode needs it), not a failure."""
 from __future__ import annotations
 
 import json
@@ -9,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from .config import STAGES
+from .config import EXTRA_PRESETS, STAGES, ControlNetConfig, EffNetConfig
 from .errors import ModelLoadError
 from .loading import detect_size, find_custom
 from .weights import layout_problems, read_layout
 from .models.layouts import expected_layout
-from .released import TEXT_ENCODER_FILES, all_names
+from .released import EXTRA_FILES, IMAGE_ENCODER_FILES, TEXT_ENCODER_FILES, all_names
 
 TEXT_FILES = tuple(TEXT_ENCODER_FILES.values())  # the bf16 file first
 
@@ -26,17 +30,19 @@ class FileCheck:
     ok: bool
     detail: str  # the detected size and tensor count, or what is wrong
     bytes: int = 0
+    absent: bool = False  # an optional extra network the folder does not hold (ok: not a check)
 
 
 def check_folder(folder: Path) -> list[FileCheck]:
-    """One row per file a model folder needs or holds; a missing part is a row that is not ok."""
+    """One row per file a model folder needs or holds; a missing part is a row that is not ok. Then one row
+    per extra network: checked when present, `absent` (and ok) when not."""
     if not folder.is_dir():
         return [FileCheck(str(folder), "folder", False, "not a folder")]
     if (folder / "cascade.json").is_file():
         rows = [_custom(folder, stage) for stage in STAGES]
     else:
         rows = [row for stage in STAGES for row in _released(folder, stage)]
-    return rows + [_text_encoder(folder), _tokenizer(folder)]
+    return rows + [_text_encoder(folder), _tokenizer(folder)] + _extras(folder)
 
 
 def _released(folder: Path, stage: str) -> list[FileCheck]:
@@ -96,6 +102,93 @@ def _tokenizer(folder: Path) -> FileCheck:
         return FileCheck("tokenizer/", "tokenizer", False, f"cannot be loaded ({str(e).splitlines()[0][:200]})")
     size = sum(_size(p) for p in (folder / "tokenizer").iterdir() if p.is_file())
     return FileCheck("tokenizer/", "tokenizer", True, f"{len(tokenizer)} tokens", size)
+
+
+ABSENT = "absent: fetched when a mode needs it"
+
+
+def _extras(folder: Path) -> list[FileCheck]:
+    """The extra networks: each named under cascade.json's "extras" or held in the released layout."""
+    try:
+        spec = json.loads((folder / "cascade.json").read_text()) if (folder / "cascade.json").is_file() else {}
+        entries = spec.get("extras", {}) if isinstance(spec, dict) else {}
+        if not isinstance(entries, dict):
+            raise ValueError(f'"extras" is a {type(entries).__name__}, not an object')
+    except (OSError, ValueError) as e:
+        return [FileCheck("cascade.json", "extras", False, f"unreadable extras ({e})")]
+    rows = [FileCheck("cascade.json", name, False, f"unknown extra network {name!r} under extras; known: "
+                      f"{', '.join(EXTRA_FILES)}") for name in entries if name not in EXTRA_FILES]
+    for name in EXTRA_FILES:
+        check = _image_encoder if name == "image_encoder" else _extra_network
+        rows.append(check(folder, name, entries.get(name)))
+    return rows
+
+
+def _extra_network(folder: Path, name: str, entry) -> FileCheck:
+    """An EfficientNet encoder or ControlNet: cascade.json's file and args, or the released file and preset."""
+    if entry is None:
+        label = EXTRA_FILES[name][1]
+        path, config = folder / label, EXTRA_PRESETS[name]
+        if not path.is_file():
+            return FileCheck(label, name, True, ABSENT, absent=True)
+    else:
+        config_class = ControlNetConfig if name.startswith("controlnet") else EffNetConfig
+        try:
+            label = str(entry["file"])
+            config = config_class.from_official(entry.get("args", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            return FileCheck("cascade.json", name, False, f"bad {name!r} entry under extras ({e})")
+        path = folder / label
+        if not path.is_file():
+            return FileCheck(label, name, False, "missing; cascade.json names it under extras")
+    try:
+        found = read_layout(path)
+    except ModelLoadError as e:
+        return FileCheck(label, name, False, str(e), _size(path))
+    problems = layout_problems(found, expected_layout(config))
+    if problems:
+        return FileCheck(label, name, False, f"not a {name} network" + (" of the cascade.json args" if entry else "")
+                         + ": " + "; ".join(problems), _size(path))
+    return FileCheck(label, name, True, _parameters(found), _size(path))
+
+
+def _image_encoder(folder: Path, name: str, entry) -> FileCheck:
+    """CLIP's vision model with projection: a transformers folder (config.json, model.safetensors)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    if entry is None:
+        label = EXTRA_FILES[name][1] + "/"
+        path = folder / EXTRA_FILES[name][1]
+        present = [f for f in IMAGE_ENCODER_FILES if (path / f).is_file()]
+        if not present:
+            return FileCheck(label, name, True, ABSENT, absent=True)
+    else:
+        try:
+            label = str(entry["folder"]).rstrip("/") + "/"
+        except (KeyError, TypeError) as e:
+            return FileCheck("cascade.json", name, False, f"bad {name!r} entry under extras ({e})")
+        path = folder / label
+    missing = [f for f in IMAGE_ENCODER_FILES if not (path / f).is_file()]
+    if missing:
+        return FileCheck(label, name, False, f"missing {', '.join(missing)}")
+    weights = path / next(f for f in IMAGE_ENCODER_FILES if f.endswith(".safetensors"))
+    try:
+        config = CLIPVisionConfig.from_pretrained(path)
+        found = read_layout(weights)
+    except (OSError, ValueError, ModelLoadError) as e:
+        return FileCheck(label, name, False, str(e), _size(weights))
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in CLIPVisionModelWithProjection(config).state_dict().items()}
+    expected = {k: v for k, v in expected.items() if k in found or not k.endswith("position_ids")}  # a buffer
+    problems = layout_problems(found, expected)
+    if problems:
+        return FileCheck(label, name, False, "not CLIP's vision model: " + "; ".join(problems), _size(weights))
+    return FileCheck(label, name, True, _parameters(found), _size(weights))
+
+
+def _parameters(layout: dict) -> str:
+    params = sum(math.prod(shape) for shape in layout.values())
+    return f"{params / 1e6:.1f}M parameters, {len(layout)} tensors"
 
 
 def _size(path: Path) -> int:

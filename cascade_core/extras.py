@@ -72,14 +72,20 @@ def _spec(folder: Path | None) -> dict:
     if spec_path is None or not spec_path.is_file():
         return {}
     try:
-        return json.loads(spec_path.read_text()).get("extras", {})
+        spec = json.loads(spec_path.read_text())
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{spec_path} is not valid JSON ({e})") from e
+    extras = spec.get("extras", {}) if isinstance(spec, dict) else None
+    if not isinstance(extras, dict) or not all(isinstance(v, dict) for v in extras.values()):
+        raise ModelLoadError(f'{spec_path}: "extras" must map each network name to an object such as '
+                             '{"file": "…", "args": {…}} (README, Image inputs)')
+    return extras
 
 
 def _locate_file(folder: Path | None, name: str, say: Say) -> NetworkFile:
     """The file and config of an extra network: named in cascade.json, in the folder, or fetched."""
     entry = _spec(folder).get(name)
+    fix = "replace the file with the released one"
     if entry is not None:
         config_class = ControlNetConfig if name.startswith("controlnet") else EffNetConfig
         try:
@@ -93,12 +99,13 @@ def _locate_file(folder: Path | None, name: str, say: Say) -> NetworkFile:
         path = folder / relative if folder else None
         if path is None or not path.is_file():
             path = hub.fetch_files(repo, [relative], progress=say) / relative
+            fix = f"fetch it again with `python -m cascade_core download --model {repo} --extras --force`"
     if not path.is_file():
         raise ModelLoadError(f"{path} is missing; cascade.json names it for {name}")
     problems = layout_problems(read_layout(path), expected_layout(config))
     if problems:
-        raise ModelLoadError(f"{path.name} does not hold a {name} network: " + "; ".join(problems)
-                             + ". Delete the file and fetch it again.")
+        raise ModelLoadError(f"{path} does not hold a {name} network: " + "; ".join(problems) + f". {fix[0].upper()}"
+                             f"{fix[1:]}.")
     return NetworkFile(name, config, path, "custom" if entry else "full")
 
 

@@ -125,7 +125,7 @@ def _fetch(repo: str, wanted: _Wanted, revision: str | None, force: bool, say: S
     except _Missing as e:
         raise ModelLoadError(f"{repo} has no {', '.join(e.missing)}: it is not a Stable Cascade repository in "
                              "the released layout (stabilityai/stable-cascade)") from e
-    say(f"{repo} at {info.sha[:7]}: {len(files)} files, {format_bytes(sum(sizes[f] for f in files))} {wanted.what}")
+    say(f"{repo} at {info.sha[:7]}: {len(files)} file{'s' if len(files) != 1 else ''}, {format_bytes(sum(sizes[f] for f in files))} {wanted.what}")
     _remember_revision(repo, revision or "main", info.sha)
     path = None
     for number, name in enumerate(files, 1):

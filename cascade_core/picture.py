@@ -98,4 +98,5 @@ def _read(path: str | os.PathLike) -> bytes:
 def _open_problem(error: Exception) -> str:
     if isinstance(error, UnidentifiedImageError):
         return "this file is not a picture PIL can read (use PNG, JPEG or WebP)"
-    return f"the picture declares too many pixels (a decompression bomb?); the limit is {MAX_PIXELS:,} pixels"
+    return (f"the picture declares too many pixels (a decompression bomb?); the limit is {MAX_PIXELS:,} pixels: "
+            "make it smaller first")

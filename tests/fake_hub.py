@@ -2,8 +2,9 @@
 
 Serves `GET /api/models/<repo>[/revision/<rev>]` (the model info with file sizes) and
 `HEAD`/`GET /<repo>/resolve/<rev>/<path>` with `X-Repo-Commit`, `ETag` and `Content-Length`,
-honouring `Range: bytes=N-`. Faults are switched on per test: a gated repository, a file
-whose download breaks after some bytes, and a file served with other content.
+honouring `Range: bytes=N-`, for its repository and any `others` (the extra networks' repositories:
+`extra_repos`). Faults are switched on per test: a gated repository, a file whose download breaks
+after some bytes, and a file served with other content.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from cascade_core.released import EXTRA_FILES, IMAGE_ENCODER_FILES
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "tester/tiny-cascade"
@@ -29,6 +32,7 @@ class FakeHub:
     break_after: dict[str, int] = field(default_factory=dict)  # file → bytes sent before it fails
     drop_once: dict[str, int] = field(default_factory=dict)  # file → bytes its first download gets
     log: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
+    others: dict[str, dict[str, bytes]] = field(default_factory=dict)  # more repositories: repo → files
 
     def start(self) -> "FakeHub":
         hub = self
@@ -55,10 +59,15 @@ class FakeHub:
         self.server.shutdown()
         self.server.server_close()
 
-    def downloads(self) -> list[str]:
-        """Files whose bytes were sent (GET requests), in order."""
-        prefix = f"/{self.repo}/resolve/{COMMIT}/"
-        return [path.removeprefix(prefix) for method, path, _ in self.log if method == "GET" and path.startswith(prefix)]
+    def downloads(self, repo: str | None = None) -> list[str]:
+        """Files of `repo` (default: the main one) whose bytes were sent (GET requests), in order."""
+        prefix = f"/{repo or self.repo}/resolve/{COMMIT}/"
+        return [path.removeprefix(prefix) for method, path, _ in self.log
+                if method == "GET" and path.startswith(prefix)]
+
+    def asked(self, repo: str) -> bool:
+        """Whether any request concerned `repo` (its model info or a file)."""
+        return any(path.startswith((f"/api/models/{repo}", f"/{repo}/")) for _, path, _ in self.log)
 
     def _answer(self, request: BaseHTTPRequestHandler, body: bool) -> None:
         path = unquote(urlparse(request.path).path)
@@ -67,20 +76,23 @@ class FakeHub:
             code = "GatedRepo" if self.gated else "RepoNotFound"
             headers = {"X-Error-Code": code, "X-Error-Message": "Access to this model is restricted."}
             return _send(request, 401, b'{"error": "unauthorized"}', headers, body)
-        info = (f"/api/models/{self.repo}", f"/api/models/{self.repo}/revision/main",
-                f"/api/models/{self.repo}/revision/{COMMIT}")
-        if path in info:
-            siblings = [{"rfilename": name, "size": len(data)} for name, data in sorted(self.files.items())]
-            payload = json.dumps({"id": self.repo, "sha": COMMIT, "siblings": siblings, "private": False}).encode()
-            return _send(request, 200, payload, {"Content-Type": "application/json"}, body)
-        for revision in ("main", COMMIT):
-            prefix = f"/{self.repo}/resolve/{revision}/"
-            if path.startswith(prefix) and path.removeprefix(prefix) in self.files:
-                return self._file(request, path.removeprefix(prefix), body)
+        for repo, files in {self.repo: self.files, **self.others}.items():
+            info = (f"/api/models/{repo}", f"/api/models/{repo}/revision/main", f"/api/models/{repo}/revision/{COMMIT}")
+            if path in info:
+                siblings = [{"rfilename": name, "size": len(data)} for name, data in sorted(files.items())]
+                payload = json.dumps({"id": repo, "sha": COMMIT, "siblings": siblings, "private": False}).encode()
+                return _send(request, 200, payload, {"Content-Type": "application/json"}, body)
+            for revision in ("main", COMMIT):
+                prefix = f"/{repo}/resolve/{revision}/"
+                if path.startswith(prefix) and path.removeprefix(prefix) in files:
+                    return self._file(request, files, path.removeprefix(prefix), body)
+        if path.startswith("/api/models/"):
+            headers = {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}
+            return _send(request, 404, b'{"error": "Repository not found"}', headers, body)
         return _send(request, 404, b"not found", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT}, body)
 
-    def _file(self, request: BaseHTTPRequestHandler, name: str, body: bool) -> None:
-        data = self.files[name]
+    def _file(self, request: BaseHTTPRequestHandler, files: dict[str, bytes], name: str, body: bool) -> None:
+        data = files[name]
         headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
                    "Accept-Ranges": "bytes"}
         start = int(request.headers["Range"].removeprefix("bytes=").split("-")[0]) if request.headers.get("Range") else 0
@@ -128,3 +140,27 @@ def released_files(tiny: Path) -> dict[str, bytes]:
             files[f"{folder}/{path.name}"] = path.read_bytes()
     files["README.md"] = b"a model card"
     return files
+
+
+def extra_repos(reference: Path) -> dict[str, dict[str, bytes]]:
+    """The extra networks (cascade_core.released.EXTRA_FILES) as their hub repositories hold them, for
+    `FakeHub.others`: the reference's EfficientNet encoder (the released layout) and tiny CLIP vision
+    model; the ControlNets are the reference's tiny files, which a model refuses (they are not the
+    released layout) but a download takes as any file."""
+    contents = {
+        "effnet_encoder": (reference / "extras" / "effnet" / "effnet_encoder.safetensors").read_bytes(),
+        "controlnet_canny": (reference / "extras" / "controlnet" / "controlnet_canny_tiny.safetensors").read_bytes(),
+        "controlnet_inpainting": (reference / "extras" / "controlnet" / "controlnet_inpainting_tiny.safetensors")
+        .read_bytes(),
+        "controlnet_super_resolution": (reference / "extras" / "controlnet" / "controlnet_sr_tiny.safetensors")
+        .read_bytes(),
+    }
+    repos: dict[str, dict[str, bytes]] = {}
+    for name, (repo, path) in EXTRA_FILES.items():
+        if name == "image_encoder":
+            clip = reference / "extras" / "image_variation" / "clip_vision"
+            files = {f"{path}/{f}": (clip / f).read_bytes() for f in IMAGE_ENCODER_FILES}
+        else:
+            files = {path: contents[name]}
+        repos.setdefault(repo, {}).update(files)
+    return repos
