@@ -6,11 +6,12 @@ Run from anywhere, with the project's virtual environment active:
 
 It needs what the browser tests need: Chromium at /usr/bin/chromium (`apt-get install -y chromium
 chromium-driver`), the playwright package (requirements-dev.txt) and ../shared/reference beside the
-repository; it takes a minute or two on 2 CPU cores. It runs tests/app/test_browser.py (the demo studio,
-driven through tests/app/studio_page.py) with `--screenshots` set to a temporary folder, and copies the
-screenshots into docs/screenshots/ only when every test passed, so the README never shows a state the
-tests did not check. A plain `python -m pytest` saves its screenshots in a temporary folder and leaves
-the tracked ones alone. Review the new images (`git diff --stat docs/screenshots`) before committing.
+repository; it takes two or three minutes on 2 CPU cores. It runs tests/app/test_browser.py and
+tests/app/test_browser_images.py (the demo studio, driven through tests/app/studio_page.py) with
+`--screenshots` set to a temporary folder, and copies the screenshots into docs/screenshots/ only when
+every test passed, so the README never shows a state the tests did not check. A plain `python -m pytest`
+saves its screenshots in a temporary folder and leaves the tracked ones alone. Review the new images
+(`git diff --stat docs/screenshots`) before committing.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "docs" / "screenshots"
-TESTS = REPO / "tests" / "app" / "test_browser.py"
+TESTS = [REPO / "tests" / "app" / name for name in ("test_browser.py", "test_browser_images.py")]
 
 
 def main() -> int:
@@ -30,7 +31,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="screenshots-") as folder:
         code = pytest.main(["-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(REPO), f"--screenshots={folder}",
-                            str(TESTS)])
+                            *map(str, TESTS)])
         if code != pytest.ExitCode.OK:
             print(f"The browser tests did not pass (exit code {int(code)}); docs/screenshots/ is unchanged.",
                   file=sys.stderr)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 from cascade_core.options import EngineOptions
+from cascade_core.picture import MAX_FILE_BYTES
 
 from .generation import Services
 from .layout import CSS, JS, build_app
@@ -35,5 +36,6 @@ def create_studio(options: StudioOptions) -> tuple[gr.Blocks, dict]:
     demo = build_app(Services(holder, writer), presets, notes=notes)
     Path(options.outputs).mkdir(parents=True, exist_ok=True)
     launch = {"css": CSS, "js": JS, "allowed_paths": [str(Path(options.outputs).resolve())],
-              "theme": gr.themes.Soft()}
+              "theme": gr.themes.Soft(),
+              "max_file_size": MAX_FILE_BYTES}  # an upload (a picture) larger than the engine reads is refused
     return demo, launch

@@ -6,12 +6,16 @@ from pathlib import Path
 MAX_COMPARE = 4
 # Shown first in the settings and compare tables; other keys follow alphabetically.
 KEY_ORDER = ("prompt", "negative_prompt", "seed", "width", "height", "prior_steps", "prior_guidance",
-             "decoder_steps", "decoder_guidance", "style", "user_prompt", "model", "variant", "seconds")
+             "decoder_steps", "decoder_guidance", "mode", "strength", "control", "control_scale", "margin",
+             "image_size", "init_image", "image_prompt", "control_image", "mask", "style", "user_prompt", "model",
+             "variant", "seconds")
 
 
 def caption(settings: dict) -> str:
-    """seed · size · time, the gallery caption of one image."""
+    """seed · size · mode (of a picture's image) · time, the gallery caption of one image."""
     text = f"seed {settings.get('seed', '?')} · {settings.get('width', '?')}×{settings.get('height', '?')}"
+    if settings.get("mode") not in (None, "text"):
+        text += f" · {settings['mode']}"
     if isinstance(settings.get("seconds"), (int, float)):
         text += f" · {settings['seconds']:.1f} s"
     return text

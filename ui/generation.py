@@ -38,6 +38,7 @@ class Frame:
     status: str  # plain text
     stage_c: Image | None = None  # Stage C preview (contact sheet of the batch)
     stage_b: Image | None = None  # latest decoded Stage B intermediate, then the final images
+    inputs: Image | None = None  # the control map the ControlNet sees (edges, mask), once the picture is prepared
     saved: tuple[SavedImage, ...] = ()  # set on the last frame of a finished run
     images: tuple[Image, ...] = ()  # the finished images, saved or not
     settings: tuple[dict, ...] = ()  # their settings
@@ -153,8 +154,9 @@ def _save(writer: OutputsWriter, extra: dict, event):
 
 def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
     if isinstance(event, cc.Started):
-        return dataclasses.replace(frame, status="Stage C (prior) · starting", notices=event.notices,
-                                   request=event.request)
+        mode = event.request.mode
+        status = "Stage C (prior) · starting" if mode == "text" else f"{mode.capitalize()} · preparing the picture…"
+        return dataclasses.replace(frame, status=status, notices=event.notices, request=event.request)
     if isinstance(event, cc.StageProgress):
         frame = dataclasses.replace(frame, status=progress.line(event.stage, event.step, event.total, event.elapsed),
                                     notices=())
@@ -163,6 +165,9 @@ def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
             frame = dataclasses.replace(frame, **{event.stage: sheet})
         return frame
     if isinstance(event, cc.StageDone):
+        if event.stage == "inputs":
+            status = f"Picture prepared in {event.seconds:.1f} s · Stage C (prior) · starting"
+            return dataclasses.replace(frame, inputs=contact_sheet(event.previews), notices=(), status=status)
         if event.stage == "stage_c" and event.previews:
             frame = dataclasses.replace(frame, stage_c=contact_sheet(event.previews, longest=PREVIEW_LONGEST))
         return dataclasses.replace(frame, status=f"{STAGE_NAMES.get(event.stage, event.stage)} done in "

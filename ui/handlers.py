@@ -4,6 +4,7 @@ Handler outputs are tuples in the order the layout wires them (see ui/layout.py)
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 from typing import NamedTuple
@@ -11,8 +12,9 @@ from typing import NamedTuple
 import cascade_core as cc
 import gradio as gr
 import pandas as pd  # a gradio dependency; styles the compare table
+from cascade_core.picture import Picture
 
-from . import gallery
+from . import gallery, pictures
 from .display_files import DisplayFiles, display_files
 from .generation import Frame, Services, StudioError, stream
 from .markdown import md_escape
@@ -32,6 +34,12 @@ def _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_gu
     seed = None if seed is None or seed == "" or (isinstance(seed, (int, float)) and seed < 0) else seed
     return cc.GenerationRequest(prompt or "", negative_prompt or "", width, height, seed, prior_steps,
                                 prior_guidance, decoder_steps, decoder_guidance, num_images)
+
+
+def _refused(message: str) -> tuple:
+    """The page's outputs when a run could not start or failed: the message in the status line."""
+    gr.Warning(html.escape(message))  # toasts render HTML: show the message as text
+    return gr.skip(), gr.skip(), f"**Not generated:** {md_escape(message)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 def _show_notices(frame: Frame) -> None:
@@ -93,47 +101,123 @@ class Handlers:
         """/generate: yields (stage C preview, Stage B image, final images, settings JSON, status)."""
         req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
                        decoder_guidance, num_images)
+        for output in self._api_run(req, request.session_hash):
+            yield output[:5]
+
+    def api_generate_with_images(self, prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance,
+                                 decoder_steps, decoder_guidance, num_images, init_image=None, strength=None,
+                                 image_size=None, image_prompt=None, control="none", control_image=None, mask=None,
+                                 margin=0, control_scale=1.0, request: gr.Request = None):
+        """/generate_with_images: /generate's parameters, then the engine's picture fields (pictures as files);
+        yields /generate's outputs and the control map (edges or mask) once the pictures are prepared. The
+        defaults (None: no picture) make each picture field optional for gradio_client's keyword calls."""
+        req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
+                       decoder_guidance, num_images)
+        try:
+            req = dataclasses.replace(req, **pictures.api_fields(init_image, strength, image_size, image_prompt,
+                                                                 control, control_image, mask, margin, control_scale))
+        except cc.RequestError as e:  # a picture the engine refuses: its message, as for any other field
+            raise gr.Error(str(e), print_exception=False) from None
+        yield from self._api_run(req, request.session_hash)
+
+    def _api_run(self, req: cc.GenerationRequest, session: str):
         try:
             with display_files(API_IMAGE_FORMAT) as files:
-                for frame in stream(self.services, request.session_hash, req):
+                for frame in stream(self.services, session, req):
                     _show_notices(frame)
                     _show_saved(frame, files)
                     yield (files.path(frame.stage_c), files.path(frame.stage_b), _final_images(frame, files) or None,
-                           _settings_json(frame) if frame.images else None, frame.status)
+                           _settings_json(frame) if frame.images else None, frame.status, files.path(frame.inputs))
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
     def ui_generate(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
-                    decoder_steps, decoder_guidance, num_images, style, items, request: gr.Request):
-        """The page's Generate: outputs (stage C, stage B, status, gallery, items, seed).
+                    decoder_steps, decoder_guidance, num_images, style, items, request: gr.Request,
+                    mode=pictures.DEFAULT_MODE, picture=None, editor=None, strength=pictures.Panel.strength,
+                    margin=pictures.DEFAULT_MARGIN, control_scale=1.0):
+        """The page's Generate: outputs (stage C, stage B, status, gallery, items, seed, control map).
 
-        A live image is sent when it changes; otherwise gr.skip() keeps the one the page shows.
+        The image panel's values follow `request` (Gradio passes that by its type), so that a call
+        without them is text to image; the panel's picture, if any, goes in as its mode says.
         """
         template = self.presets.styles.get(style)
         styled, styled_negative = apply_style(template, prompt or "", negative_prompt or "")
         req = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
                        prior_guidance, decoder_steps, decoder_guidance, num_images)
         extra = {"style": style, "user_prompt": prompt or "", "user_negative_prompt": negative_prompt or ""}
-        shown = [_NOTHING_YET, _NOTHING_YET]  # the live images' files as last sent (None: cleared)
+        try:
+            panel = pictures.Panel(mode, picture, editor, strength, margin, control_scale)
+            req = dataclasses.replace(req, **pictures.panel_fields(panel))
+        except cc.RequestError as e:
+            yield _refused(str(e))
+            return
+        yield from self._page_run(req, extra, items, request.session_hash)
+
+    def ui_once(self, once, items, request: gr.Request):
+        """A gallery action's one run (Vary, Upscale 2×) from the selected image: the page's outputs, the
+        seed and the other controls left as they are for the next Generate."""
+        if not once:
+            return
+        settings = once["settings"]
+        try:
+            req, extra = pictures.from_gallery(once["path"], settings, once["action"], once["count"],
+                                               self.presets.quality["balanced"])
+        except cc.RequestError as e:
+            yield _refused(str(e))
+            return
+        yield from self._page_run(req, extra, items, request.session_hash, show_seed=False)
+
+    def _page_run(self, req: cc.GenerationRequest, extra: dict, items, session: str, show_seed: bool = True):
+        """A run's page outputs. A live image is sent when it changes; otherwise gr.skip() keeps the one the
+        page shows."""
+        shown = [_NOTHING_YET] * 3  # the live images' files as last sent (None: cleared)
         try:
             with display_files(PAGE_IMAGE_FORMAT) as files:
-                for frame in stream(self.services, request.session_hash, req, extra):
+                for frame in stream(self.services, session, req, extra):
                     _show_notices(frame)
                     if frame.unsaved:
                         gr.Warning(html.escape(f"Not saved: {frame.unsaved}"))
                     _show_saved(frame, files)
-                    live = [files.path(frame.stage_c), files.path(frame.stage_b)]
-                    stage_c, stage_b = (gr.skip() if new == old else new for new, old in zip(live, shown))
+                    live = [files.path(frame.stage_c), files.path(frame.stage_b), files.path(frame.inputs)]
+                    stage_c, stage_b, inputs = (gr.skip() if new == old else new for new, old in zip(live, shown))
                     shown = live
                     if frame.images:
                         items = gallery.add_items(items, [gallery.make_item(s.path, s.settings) for s in frame.saved])
                         yield (stage_c, stage_b, md_escape(frame.status), gallery.gallery_value(items), items,
-                               frame.request.seed)
+                               frame.request.seed if show_seed else gr.skip(), inputs)
                     else:
-                        yield stage_c, stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip()
+                        yield stage_c, stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip(), inputs
         except StudioError as e:
-            gr.Warning(html.escape(str(e)))  # toasts render HTML: show the message as text
-            yield gr.skip(), gr.skip(), f"**Not generated:** {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip()
+            yield _refused(str(e))
+
+    # --- image panel ------------------------------------------------------------------------
+    def check_picture(self, payload):
+        """A picture dropped, pasted or uploaded (the upload as sent, not yet opened by Gradio): kept if the
+        engine can use it, else removed, with the engine's message in the status line."""
+        path = payload.get("path") if isinstance(payload, dict) else None
+        if not path:
+            return gr.skip(), gr.skip()
+        try:
+            picture = Picture.open(path, "picture")
+        except cc.RequestError as e:
+            gr.Warning(html.escape(str(e)))
+            return None, f"**Picture not used:** {md_escape(str(e))}"
+        return gr.skip(), f"Picture: {picture.size[0]}×{picture.size[1]} px."
+
+    def picture_changed(self, mode, picture):
+        """(mask editor, panel): the editor gets the new picture (Repaint), the panel's title says it is in use."""
+        return pictures.editor_value(mode, picture), gr.update(label=pictures.panel_label(mode, picture))
+
+    def mode_changed(self, mode, picture):
+        """(strength, margin, control strength, mask editor, control map, help, panel): each mode's controls."""
+        strength = pictures.STRENGTH_DEFAULTS.get(mode)
+        return (gr.update(visible=strength is not None, **({"value": strength} if strength is not None else {})),
+                gr.update(visible=mode == "Extend"),
+                gr.update(visible=mode in pictures.CONTROLS),
+                gr.update(visible=mode == "Repaint", value=pictures.editor_value(mode, picture)),
+                gr.update(visible=mode in pictures.MAP_MODES),
+                pictures.HELP.get(mode, ""),
+                gr.update(label=pictures.panel_label(mode, picture)))
 
     def stop(self, request: gr.Request) -> str:
         """Stop this session's run; it ends within one engine step."""
@@ -200,6 +284,24 @@ class Handlers:
         reused = self._reused(items, path)
         return reused._replace(prior_steps=_refined(reused.prior_steps),
                                decoder_steps=_refined(reused.decoder_steps)).outputs(1)
+
+    def use_as_input(self, items, path):
+        """(picture, panel): the selected image into the image panel, opened."""
+        self._selected(items, path)
+        return path, gr.update(open=True)
+
+    def vary_subtle(self, items, path, count) -> dict:
+        return self._once(items, path, "vary subtle", count)
+
+    def vary_strong(self, items, path, count) -> dict:
+        return self._once(items, path, "vary strong", count)
+
+    def upscale(self, items, path) -> dict:
+        return self._once(items, path, "upscale", 1)
+
+    def _once(self, items, path, action: str, count) -> dict:
+        """What ui_once runs: the action on the selected image (read now, in click order)."""
+        return {"path": path, "settings": self._selected(items, path), "action": action, "count": int(count)}
 
     def load_outputs(self, items):
         """Add the images in the outputs folder that this tab's gallery lacks (newest first)."""

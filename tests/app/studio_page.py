@@ -91,3 +91,60 @@ WATCH = """() => {
     mark("final", "#gallery button.thumbnail-item");
   }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
+
+
+# --- the image panel (tests/app/test_browser_images.py) ---------------------------------------------------
+def open_image_panel(page) -> None:
+    """Open the image panel (closed by default) once; wait for its picture area."""
+    if not page.locator("#picture").is_visible():
+        page.locator("#image-panel .label-wrap").first.click()
+    page.locator("#picture").wait_for()
+
+
+def upload_picture(page, path: Path) -> None:
+    """Give the panel a picture as a file chooser would (the page checks it and says so in the status line)."""
+    page.locator("#picture input[type=file]").set_input_files(str(path))
+
+
+def choose_mode(page, mode: str) -> None:
+    page.locator("#image-mode").get_by_label(mode, exact=True).check()
+
+
+def paint_stroke(page, start: tuple[float, float], end: tuple[float, float], steps: int = 24) -> None:
+    """Paint with the mask editor's brush from `start` to `end`, given as fractions of its canvas."""
+    editor = page.locator("#mask-editor")
+    editor.scroll_into_view_if_needed()
+    editor.get_by_label("Brush", exact=True).click()
+    box = editor.locator("canvas").first.bounding_box()
+    at = lambda fx, fy: (box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    page.mouse.move(*at(*start))
+    page.mouse.down()
+    for k in range(1, steps + 1):
+        t = k / steps
+        page.mouse.move(*at(start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1])))
+    page.mouse.up()
+
+
+def shown_image(page, selector: str) -> Image.Image:
+    """The image an <img> of the page shows, fetched from the server as the browser got it."""
+    import io
+    src = page.locator(selector).get_attribute("src")
+    response = page.request.get(src)
+    assert response.ok, (src, response.status)
+    return Image.open(io.BytesIO(response.body()))
+
+
+WATCH_RUN = """() => {
+  // When the next run's control map first shows and when its image joins the gallery (both may be there before).
+  const run = window.__run = {};
+  const count = () => document.querySelectorAll("#gallery button.thumbnail-item").length;
+  const map = () => document.querySelector("#control-map img")?.getAttribute("src") || null;
+  const before = {count: count(), map: map()};
+  window.__runWatch?.disconnect();  // the last run's watch: it would see this run as its own
+  window.__runWatch = new MutationObserver(() => {
+    const now = performance.now();
+    if (!run.map && map() && map() !== before.map) run.map = now;
+    if (!run.final && count() > before.count) run.final = now;
+  });
+  window.__runWatch.observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
