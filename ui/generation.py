@@ -41,6 +41,7 @@ class Frame:
     inputs: Image | None = None  # the control map the ControlNet sees (edges, mask), once the picture is prepared
     saved: tuple[SavedImage, ...] = ()  # set on the last frame of a finished run
     images: tuple[Image, ...] = ()  # the finished images, saved or not
+    unblended: tuple[Image, ...] = ()  # repaint, extend: the finished images before the picture was blended in
     settings: tuple[dict, ...] = ()  # their settings
     unsaved: str | None = None  # why some finished images are not in the outputs folder
     notices: tuple[str, ...] = ()
@@ -181,7 +182,8 @@ def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
         else:
             status = f"{done}, saved to {event.saved[0].path.parent}"
         return dataclasses.replace(frame, stage_b=contact_sheet(images), saved=event.saved, unsaved=event.error,
-                                   images=images, settings=event.event.settings, notices=(), status=status)
+                                   images=images, unblended=event.event.unblended, settings=event.event.settings,
+                                   notices=(), status=status)
     if isinstance(event, cc.Cancelled):
         return dataclasses.replace(frame, notices=(),
                                    status=f"Stopped during {STAGE_NAMES.get(event.stage, event.stage)} after step "

@@ -68,6 +68,12 @@ def _final_images(frame: Frame, files: DisplayFiles) -> list:
     return gallery.gallery_value([gallery.make_item(s.path, s.settings) for s in frame.saved])
 
 
+def _unblended_images(frame: Frame, files: DisplayFiles) -> list | None:
+    """/generate_with_images' raw outputs of a repaint or an extend (the images before the picture was blended
+    back in): a file each, written once, on the run's last update only; None otherwise."""
+    return [(files.path(image), gallery.caption(s)) for image, s in zip(frame.unblended, frame.settings)] or None
+
+
 class Reused(NamedTuple):
     """The controls an image's settings set again: the `controls` of ui/layout.py, by the same names."""
     prompt: str
@@ -110,7 +116,8 @@ class Handlers:
                                  margin=0, control_scale=1.0, request: gr.Request = None):
         """/generate_with_images: /generate's parameters, then the engine's picture fields (pictures as files);
         yields /generate's outputs and the control map (edges or mask) once the pictures are prepared. The
-        defaults (None: no picture) make each picture field optional for gradio_client's keyword calls."""
+        defaults (None: no picture) make each picture field optional for gradio_client's keyword calls. A seventh
+        output holds a repaint's or an extend's unblended images on the last update (None otherwise)."""
         req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
                        decoder_guidance, num_images)
         try:
@@ -127,7 +134,8 @@ class Handlers:
                     _show_notices(frame)
                     _show_saved(frame, files)
                     yield (files.path(frame.stage_c), files.path(frame.stage_b), _final_images(frame, files) or None,
-                           _settings_json(frame) if frame.images else None, frame.status, files.path(frame.inputs))
+                           _settings_json(frame) if frame.images else None, frame.status, files.path(frame.inputs),
+                           _unblended_images(frame, files))
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

@@ -145,6 +145,7 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
             api_settings = gr.JSON(label="settings")
             api_status = gr.Textbox(label="status")
             api_map = gr.Image(label="control_map", format="png")
+            api_unblended = gr.Gallery(label="unblended", format="png")  # repaint, extend: before the blend
             # /generate_with_images: pictures as files (the engine opens them), the engine's fields, the CLI's defaults
             api_init_image, api_image_prompt = gr.File(label="init_image"), gr.File(label="image_prompt")
             api_control_image, api_mask = gr.File(label="control_image"), gr.File(label="mask")
@@ -181,7 +182,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
                                          decoder_steps, decoder_guidance, num_images, api_init_image, api_strength,
                                          api_image_size, api_image_prompt, api_control, api_control_image, api_mask,
                                          api_margin, api_control_scale],
-                                 outputs=[api_preview, api_stage_b, api_images, api_settings, api_status, api_map],
+                                 outputs=[api_preview, api_stage_b, api_images, api_settings, api_status, api_map,
+                                          api_unblended],
                                  api_name="generate_with_images", concurrency_limit=1, concurrency_id=ENGINE,
                                  show_progress="hidden")
         api_stop.click(h.stop, outputs=stop_status, api_name="stop", queue=False)

@@ -1,6 +1,6 @@
 """/generate_with_images through gradio_client: pictures as files (handle_file), every mode on the demo model,
-the sizes each mode gives, what is saved, and the engine's messages for bad pictures; /generate unchanged;
-server paths and oversized uploads refused."""
+the sizes each mode gives, what is saved, repaint's and extend's unblended images, and the engine's messages for
+bad pictures; /generate unchanged; server paths and oversized uploads refused."""
 from __future__ import annotations
 
 import re
@@ -8,10 +8,12 @@ import re
 import httpx  # a gradio_client dependency
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
+from cascade_core.image_conditions import fit
 from cascade_core.images import read_settings
 from cascade_core.picture import MAX_FILE_BYTES, Picture
 
@@ -80,7 +82,7 @@ MODES = [
 def test_each_mode_gives_images_of_its_size_saved_with_mode_strength_and_hashes(client, files, demo_studio, mode,
                                                                                size, fields, expected):
     given = {k: files[v] if isinstance(v, str) and v in files else v for k, v in fields.items()}
-    preview, stage_b, images, settings, status, control_map = generate(client, *size, **given)
+    preview, stage_b, images, settings, status, control_map, unblended = generate(client, *size, **given)
     assert status.startswith("Done") and len(images) == 1
     assert Image.open(images[0]["image"]).size == expected
     image = settings["images"][0]
@@ -96,10 +98,14 @@ def test_each_mode_gives_images_of_its_size_saved_with_mode_strength_and_hashes(
         assert control_map and Image.open(control_map).size[0] > 0
     else:
         assert control_map is None
+    if mode in ("repaint", "extend"):  # the images before the picture was blended back in
+        assert len(unblended) == 1 and Image.open(unblended[0]["image"]).size == expected
+    else:
+        assert unblended in (None, [])  # the handler's None: an empty gallery, which gradio_client reads as []
 
 
 def test_the_repaint_mask_comes_back_as_the_control_map(client, files):
-    *_, control_map = generate(client, control="inpaint", control_image=files["landscape"], mask=files["mask"])
+    *_, control_map, _ = generate(client, control="inpaint", control_image=files["landscape"], mask=files["mask"])
     shown = np.asarray(Image.open(control_map).convert("L"), dtype=float) / 255
     h, w = shown.shape
     assert shown[h // 2, w // 2] > 0.5 and shown[h // 8, w // 8] < 0.5  # white in the middle, black outside
@@ -114,7 +120,61 @@ def test_positional_call_and_generate_keeps_its_parameters(client, files):
                            "none", None, None, 0, 1.0, api_name="/generate_with_images")
     assert final[3]["images"][0]["mode"] == "remix" and final[3]["images"][0]["strength"] == 0.4
     text = client.predict(*TEXT, 256, 256, 6, 2, 4.0, 2, 1.1, 1, api_name="/generate_with_images")  # no picture
-    assert text[3]["images"][0]["mode"] == "text" and text[5] is None
+    assert text[3]["images"][0]["mode"] == "text" and text[5] is None and text[6] in (None, [])
+    assert len(client.predict(*TEXT, 256, 256, 6, 2, 4.0, 2, 1.1, 1, api_name="/generate")) == 5  # as it was
+
+
+def kept_and_mask(files, fields: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The picture a repaint or an extend keeps, (H, W, 3) in [0, 1], and where it is repainted, (H, W) bool,
+    both at the picture's (or the grown canvas's) own size, as the engine builds them."""
+    picture = Image.open(files[fields["control_image"]]).convert("RGB")
+    if fields["control"] == "inpaint":
+        mask = np.asarray(Image.open(files[fields["mask"]]).convert("L"), dtype=float) / 255 > 0.5
+        return np.asarray(picture, dtype=float) / 255, mask
+    m, (w, h) = fields["margin"], picture.size
+    canvas = Image.new("RGB", (w + 2 * m, h + 2 * m), (255, 255, 255))  # the new band is white, as the engine's
+    canvas.paste(picture, (m, m))
+    mask = np.ones((h + 2 * m, w + 2 * m), bool)
+    mask[m:m + h, m:m + w] = False
+    return np.asarray(canvas, dtype=float) / 255, mask
+
+
+def fitted(x: np.ndarray, width: int, height: int, mode: str = "bilinear") -> np.ndarray:
+    """(H, W, C) fitted to width × height by the engine's `fit` (centre crop, then resize)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+    return fit(tensor, width, height, mode)[0].permute(1, 2, 0).numpy()
+
+
+FAR = 16  # px: farther than this from the repainted area, the final image is the picture
+
+
+@pytest.mark.parametrize("fields", [dict(control="inpaint", control_image="landscape", mask="mask", strength=0.9),
+                                    dict(control="outpaint", control_image="strip", margin=64)],
+                         ids=["repaint", "extend"])
+def test_repaint_and_extend_return_the_unblended_images_on_the_last_update_only(client, files, fields):
+    """The final image is the picture far from the repainted area; the unblended one is the decoder's output as it
+    came, which the final image equals inside the repainted area (the blend's weight is 1 there)."""
+    given = {k: handle_file(str(files[v])) if k in ("control_image", "mask") else v for k, v in fields.items()}
+    job = client.submit(*TEXT, width=256, height=256, **STEPS, **given, api_name="/generate_with_images")
+    final = job.result(timeout=180)
+    assert all(output[6] in (None, []) for output in job.outputs() if output != final)  # none before the last update
+    images, settings, unblended = final[2], final[3], final[6]
+    assert len(images) == len(unblended) == 1 and unblended[0]["image"] != images[0]["image"]
+    blended = np.asarray(Image.open(images[0]["image"]).convert("RGB"), dtype=float) / 255
+    raw = np.asarray(Image.open(unblended[0]["image"]).convert("RGB"), dtype=float) / 255
+    assert raw.shape == blended.shape
+    height, width = blended.shape[:2]
+    assert (settings["images"][0]["width"], settings["images"][0]["height"]) == (width, height)
+
+    kept, mask = kept_and_mask(files, fields)
+    picture = fitted(kept, width, height)
+    repainted = fitted(mask[..., None].astype(float), width, height, "nearest")[..., 0] > 0.5
+    near = np.asarray(Image.fromarray(repainted.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * FAR - 1)))
+    far = near == 0  # at least FAR px from every repainted pixel
+    assert far.mean() > 0.1 and repainted.mean() > 0.1
+    assert np.abs(blended - picture)[far].max() <= 2 / 255  # the picture kept
+    assert np.abs(blended - raw)[repainted].max() <= 1 / 255  # the repainted area as the decoder made it
+    assert np.abs(raw - picture)[far].max() > 2 / 255  # the raw output is not the picture: it was not blended
 
 
 @pytest.mark.parametrize("fields, message", [
