@@ -15,9 +15,9 @@ import sys
 
 import torch
 
-from cascade_core.compiling import COMPILE_MODES, compile_blocks
-from cascade_core.devices import DTYPES, resolve_device, reuse_host_buffers
-from cascade_core.models.linear import set_packing
+from cascade_core import cpu_layers, runtime
+from cascade_core.devices import DTYPES, resolve_device
+from cascade_core.options import COMPILE_MODES
 from cascade_core.request import GenerationRequest
 
 from . import measure
@@ -34,13 +34,20 @@ def _latents(args) -> dict[str, tuple[int, int]]:
             "stage_b": stage_latent("stage_b", args.size, args.b_latent)}
 
 
-def _as_the_studio_runs_it(net, args):
-    """Packed weights (float32 CPU) or compiled blocks, and reused host buffers, as CascadeModel sets them up."""
-    set_packing(net, args.packing and args.compile == "none")
-    compile_blocks(net, args.compile)
-    if args.buffer_reuse and next(net.parameters()).device.type == "cpu":
-        reuse_host_buffers()
+def _as_the_studio_runs_it(net, stage: str, args):
+    """runtime.apply, as loading a model does: compiled blocks, or on the CPU the packed weights and GRN's
+    CPU norm; reused host buffers. --no-packing / --no-buffer-reuse turn those off."""
+    runtime.apply({stage: net}, next(net.parameters()).device, compile=args.compile, cpu_packing=args.packing,
+                  host_buffer_reuse=args.buffer_reuse)
     return net
+
+
+def _without_packing(model) -> None:
+    """A loaded model's Stage C and B with plain products (--no-packing), keeping GRN's CPU norm."""
+    for net in (model.stage_c, model.stage_b):
+        cpu_layers.unswap(net)
+        if model.runtime.cpu_norms:
+            cpu_layers.swap_grn(net)
 
 
 def _machine(device: torch.device) -> str:
@@ -68,9 +75,11 @@ def run_steps(args, device, dtype) -> dict:
     peak = measure.matmul_peak(device, dtype)
     rows = {}
     model = _loaded(args) if args.model else None
+    if model and not args.packing:
+        _without_packing(model)
     for stage in args.stages:
-        net = getattr(model, stage) if model else random_network(variant_network(stage, args.variant), dtype, device)
-        _as_the_studio_runs_it(net, args)
+        net = getattr(model, stage) if model else _as_the_studio_runs_it(
+            random_network(variant_network(stage, args.variant), dtype, device), stage, args)
         row = compare_step(net, args.images, latents[stage], args.repeats, args.diffusers, args.warmup)
         row["tflops"] = row["flops"] / row["times"]["ours"]["median_s"] / 1e12
         row["fraction_of_matmul_peak"] = row["tflops"] * 1e12 / peak
@@ -85,7 +94,7 @@ def run_profile(args, device, dtype) -> dict:
     latents = _latents(args)
     result = {}
     for stage in args.stages:
-        net = _as_the_studio_runs_it(random_network(variant_network(stage, args.variant), dtype, device), args)
+        net = _as_the_studio_runs_it(random_network(variant_network(stage, args.variant), dtype, device), stage, args)
         result[stage] = profile_step(net, args.images, latents[stage], args.diffusers)
         print_profile(stage, result[stage])
         del net
@@ -122,8 +131,7 @@ def run_request(args, device, dtype) -> dict:
     model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer, args.compile,
                                                            args.buffer_reuse)
     if not args.packing:
-        for net in (model.stage_c, model.stage_b):
-            set_packing(net, False)
+        _without_packing(model)
     request = GenerationRequest(PROMPT, seed=0, width=args.size, height=args.size, prior_steps=args.prior_steps,
                                 decoder_steps=args.decoder_steps, num_images=args.images)
     return compare_request(model, request, args.repeats, args.diffusers, args.warmup)
@@ -178,7 +186,7 @@ def main(argv=None) -> int:
                         help="CPU: glibc's default allocation instead of reusing large host buffers "
                         "(devices.reuse_host_buffers; process-wide, so diffusers' side gets it too)")
     parser.add_argument("--no-packing", dest="packing", action="store_false",
-                        help="float32 CPU: plain F.linear instead of MKL-packed weights (models/linear.py)")
+                        help="float32 CPU: plain F.linear instead of MKL-packed weights (cpu_layers.py)")
     parser.add_argument("--prior-steps", type=int, default=20)
     parser.add_argument("--decoder-steps", type=int, default=10)
     parser.add_argument("--tolerance", type=float, default=3e-2, help="parity: largest relative error allowed")

@@ -30,8 +30,7 @@ import torch  # noqa: E402
 
 from bench.networks import random_network, variant_network  # noqa: E402
 from bench.steps import stage_latent, step_inputs  # noqa: E402
-from cascade_core import devices  # noqa: E402
-from cascade_core.models.linear import set_packing  # noqa: E402
+from cascade_core import devices, runtime  # noqa: E402
 
 MAPPED_ABOVE, MAPPED_KEEP = 32 * 2**20, 64 * 2**20  # glibc's adaptive mmap threshold at its ceiling, 2x for trimming
 
@@ -65,7 +64,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     latent = stage_latent(args.stage, args.size, args.latent)
     net = random_network(variant_network(args.stage, args.variant), torch.float32, torch.device("cpu"))
-    set_packing(net, True)
+    runtime.apply({args.stage: net}, torch.device("cpu"), host_buffer_reuse=False)  # packed weights, as loaded
     _, x, r, prepare = step_inputs(net, 1, latent, torch.float32, "cpu")
     settings = {"mapped": mapped_setting, "reused": reused_setting}
     rows = {name: [] for name in settings}

@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cascade_core.devices import synchronize
-from cascade_core.models.linear import MKL
+from cascade_core.cpu_layers import MKL
 
 
 def timed(fn: Callable, device: torch.device) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """A whole request, ours (`cascade_core.generate`) against diffusers' prior and decoder pipelines.
 
 Both get the same networks' weights and the same text encoder object; ours runs with no
-intermediate previews so that both do the same work: text, Stage C, Stage B, Stage A.
+intermediate previews so that both do the same work: text (each prompt encoded once: diffusers' decoder
+gets the prior's embeddings, as their combined pipeline hands them on), Stage C, Stage B, Stage A.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cascade_core import generate, load_demo
+from cascade_core import generate, load_demo, runtime
 from cascade_core.events import Finished, StageProgress
 from cascade_core.model import CascadeModel
 from cascade_core.request import GenerationRequest
@@ -31,8 +32,9 @@ def random_model(variant: str, dtype: torch.dtype, device: torch.device, tokeniz
     nets = {stage: random_network(variant_network(stage, variant if stage.startswith(("stage_c", "stage_b")) else "full"),
                                   dtype, device, seed=k)
             for k, stage in enumerate(("stage_c", "stage_b", "stage_a", "previewer"))}
+    applied = runtime.apply(nets, device, compile=compile, host_buffer_reuse=buffer_reuse)
     return CascadeModel(name=f"random {variant}", **nets, text_encoder=random_text_encoder(dtype, device, tokenizer),
-                        device=device, dtype=dtype, variant=variant, compile=compile, cpu_buffer_reuse=buffer_reuse)
+                        device=device, dtype=dtype, variant=variant, runtime=applied)
 
 
 def ours(model: CascadeModel, request: GenerationRequest, prompts_kept: bool = False) -> dict:
@@ -73,12 +75,18 @@ def diffusers_pipelines(model: CascadeModel):
 
 
 def theirs(prior, decoder, request: GenerationRequest) -> None:
+    """diffusers' request as their StableCascadeCombinedPipeline runs it: the prior encodes the prompts, and the
+    decoder is handed the prior's text embeddings instead of the prompts, so the text is encoded once, as ours."""
     generator = torch.Generator().manual_seed(request.seed)
-    embeddings = prior(prompt=request.prompt, negative_prompt=request.negative_prompt, width=request.width,
-                       height=request.height, num_inference_steps=request.prior_steps,
-                       guidance_scale=request.prior_guidance, num_images_per_prompt=request.num_images,
-                       generator=generator, output_type="pt").image_embeddings
-    decoder(image_embeddings=embeddings, prompt=request.prompt, negative_prompt=request.negative_prompt,
+    out = prior(prompt=request.prompt, negative_prompt=request.negative_prompt, width=request.width,
+                height=request.height, num_inference_steps=request.prior_steps,
+                guidance_scale=request.prior_guidance, num_images_per_prompt=request.num_images,
+                generator=generator, output_type="pt")
+    text = {k: out.get(k) for k in ("prompt_embeds", "prompt_embeds_pooled", "negative_prompt_embeds",
+                                    "negative_prompt_embeds_pooled")}
+    decoder(image_embeddings=out.image_embeddings, **text,
+            prompt=request.prompt if text["prompt_embeds"] is None else None,  # as the combined pipeline passes them
+            negative_prompt=request.negative_prompt if text["negative_prompt_embeds"] is None else None,
             num_inference_steps=request.decoder_steps, guidance_scale=request.decoder_guidance,
             generator=generator, output_type="pt")
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cascade_core as cc  # noqa: E402
 from ui.generation import Services, stream  # noqa: E402
-from ui.model_holder import ModelHolder, ModelOptions  # noqa: E402
+from ui.model_holder import ModelHolder  # noqa: E402
 from ui.outputs import OutputsWriter  # noqa: E402
 
 MIB = 2**20
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=25)
     p.add_argument("--bound-mib", type=float, default=64.0, help="allowed RSS growth after the warm-up")
     args = p.parse_args(argv)
-    holder = ModelHolder(ModelOptions(demo=True)).start()
+    holder = ModelHolder(demo=True).start()
     holder.wait(600)
     with tempfile.TemporaryDirectory() as outputs:
         services = Services(holder, OutputsWriter(outputs))

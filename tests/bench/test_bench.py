@@ -81,10 +81,10 @@ def test_traffic_counts_bytes_as_a_gpu_runs_the_step(tmp_path):
 
 
 def test_buffer_reuse_follows_the_flag(monkeypatch, tmp_path):
-    import bench.__main__ as bench_main
+    from cascade_core import runtime
 
     calls = []
-    monkeypatch.setattr(bench_main, "reuse_host_buffers", lambda: calls.append(1))
+    monkeypatch.setattr(runtime, "reuse_host_buffers", lambda: calls.append(1))
     args = ["steps", "--variant", "tiny", "--size", "256", "--repeats", "1", "--warmup", "0", "--no-diffusers"]
     assert main(args + ["--no-buffer-reuse"]) == 0
     assert calls == []
