@@ -35,15 +35,15 @@ def _latents(args) -> dict[str, tuple[int, int]]:
 
 
 def _as_the_studio_runs_it(net, stage: str, args):
-    """runtime.apply, as loading a model does: compiled blocks, or on the CPU the packed weights and GRN's
-    CPU norm; reused host buffers. --no-packing / --no-buffer-reuse turn those off."""
-    runtime.apply({stage: net}, next(net.parameters()).device, compile=args.compile, cpu_packing=args.packing,
+    """runtime.apply, as loading a model does: compiled blocks, or on the CPU the oneDNN products and GRN's
+    CPU norm; reused host buffers. --plain-products / --no-buffer-reuse turn those off."""
+    runtime.apply({stage: net}, next(net.parameters()).device, compile=args.compile, cpu_products=args.products,
                   host_buffer_reuse=args.buffer_reuse)
     return net
 
 
-def _without_packing(model) -> None:
-    """A loaded model's Stage C and B with plain products (--no-packing), keeping GRN's CPU norm."""
+def _plain_products(model) -> None:
+    """A loaded model's Stage C and B with plain products (--plain-products), keeping GRN's CPU norm."""
     for net in (model.stage_c, model.stage_b):
         cpu_layers.unswap(net)
         if model.runtime.cpu_norms:
@@ -75,8 +75,8 @@ def run_steps(args, device, dtype) -> dict:
     peak = measure.matmul_peak(device, dtype)
     rows = {}
     model = _loaded(args) if args.model else None
-    if model and not args.packing:
-        _without_packing(model)
+    if model and not args.products:
+        _plain_products(model)
     for stage in args.stages:
         net = getattr(model, stage) if model else _as_the_studio_runs_it(
             random_network(variant_network(stage, args.variant), dtype, device), stage, args)
@@ -130,8 +130,8 @@ def print_steps(result: dict) -> None:
 def run_request(args, device, dtype) -> dict:
     model = _loaded(args) if args.model else random_model(args.variant, dtype, device, args.tokenizer, args.compile,
                                                            args.buffer_reuse)
-    if not args.packing:
-        _without_packing(model)
+    if not args.products:
+        _plain_products(model)
     request = GenerationRequest(PROMPT, seed=0, width=args.size, height=args.size, prior_steps=args.prior_steps,
                                 decoder_steps=args.decoder_steps, num_images=args.images)
     return compare_request(model, request, args.repeats, args.diffusers, args.warmup)
@@ -185,8 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-buffer-reuse", dest="buffer_reuse", action="store_false",
                         help="CPU: glibc's default allocation instead of reusing large host buffers "
                         "(devices.reuse_host_buffers; process-wide, so diffusers' side gets it too)")
-    parser.add_argument("--no-packing", dest="packing", action="store_false",
-                        help="float32 CPU: plain F.linear instead of MKL-packed weights (cpu_layers.py)")
+    parser.add_argument("--plain-products", dest="products", action="store_false",
+                        help="float32 CPU: plain F.linear (MKL) instead of oneDNN's products (cpu_layers.py)")
     parser.add_argument("--prior-steps", type=int, default=20)
     parser.add_argument("--decoder-steps", type=int, default=10)
     parser.add_argument("--tolerance", type=float, default=3e-2, help="parity: largest relative error allowed")

@@ -11,7 +11,7 @@ OUT=${1:-bench}
 run() { echo "+ python -m bench $*"; "$PY" -m bench "$@" 2>/dev/null; }
 
 run steps --variant lite --c-latent 8x8 --b-latent 64x64 --repeats 7 --threads 1 --json "$OUT/cpu_steps_small.json"
-run steps --variant lite --c-latent 8x8 --b-latent 64x64 --repeats 7 --threads 1 --no-packing --json "$OUT/cpu_steps_small_unpacked.json"
+run steps --variant lite --c-latent 8x8 --b-latent 64x64 --repeats 7 --threads 1 --plain-products --json "$OUT/cpu_steps_small_plain.json"
 run steps --variant lite --size 1024 --stages stage_c --repeats 3 --threads 1 --json "$OUT/cpu_steps_1024_c.json"
 run steps --variant lite --size 1024 --stages stage_b --repeats 2 --warmup 0 --threads 1 --json "$OUT/cpu_steps_1024_b.json"
 run request --variant lite --size 256 --prior-steps 10 --decoder-steps 4 --repeats 2 --warmup 0 --threads 1 --json "$OUT/cpu_request_256.json"

@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cascade_core.devices import synchronize
-from cascade_core.cpu_layers import MKL
+from cascade_core.cpu_layers import ONEDNN
 
 
 def timed(fn: Callable, device: torch.device) -> tuple[float, float]:
@@ -60,15 +60,14 @@ def count_flops(fn: Callable) -> int:
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) -> float:
-    """Measured FLOP/s of a large square matmul (2048² on the CPU, plain and with MKL's prepacked
-    weight; 8192² on a GPU): its fastest call in `seconds`, so that other load on a shared machine
-    does not lower it."""
+    """Measured FLOP/s of a large square matmul (2048² on the CPU, plain and through oneDNN as our steps
+    run; 8192² on a GPU): its fastest call in `seconds`, so that other load on a shared machine does not
+    lower it."""
     n = 8192 if device.type == "cuda" else 2048
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     calls = [lambda: torch.mm(a, b)]
-    if device.type == "cpu" and dtype == torch.float32 and MKL:  # also with the weight prepacked, as our steps run
-        packed = torch.ops.mkl._mkl_reorder_linear_weight(b, n)
-        calls.append(lambda: torch.ops.mkl._mkl_linear(a, packed, b, None, n))
+    if device.type == "cpu" and dtype == torch.float32 and ONEDNN:  # also through oneDNN, as our steps run
+        calls.append(lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], ""))
     best = float("inf")
     for call in calls:
         call()

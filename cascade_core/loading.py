@@ -164,7 +164,7 @@ def load_with(options: EngineOptions, progress: Progress | None = None) -> Casca
     size = files["stage_c"].size if files["stage_c"].size == files["stage_b"].size else "custom"
     say(f"loaded in {sum(item.seconds for item in report):.1f} s on {device}, "
         f"{format_bytes(sum(item.bytes for item in report))} of weights")
-    applied = runtime.apply(networks, device, compile=options.compile, say=say)
+    applied = runtime.apply(networks, device, compile=options.compile)
     placement = Placement({"text_encoder": text_encoder.model, **networks}, device, offload)
     return CascadeModel(
         name=options.model if from_hub else folder.resolve().name, **networks, text_encoder=text_encoder,

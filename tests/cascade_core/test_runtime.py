@@ -4,7 +4,7 @@ import torch
 
 import cascade_core as cc
 from cascade_core import cpu_layers, runtime
-from cascade_core.cpu_layers import PackedLinear, SumOfSquaresGRN
+from cascade_core.cpu_layers import OneDNNLinear, SumOfSquaresGRN
 from cascade_core.models import build
 from tests.conftest import TINY_CASCADE
 
@@ -21,38 +21,29 @@ def no_allocator_change(monkeypatch):
     return calls
 
 
-def test_cpu_float32_gets_packed_products_cpu_norms_and_buffer_reuse(no_allocator_change):
+def test_cpu_float32_gets_onednn_products_cpu_norms_and_buffer_reuse(no_allocator_change):
     networks = tiny_networks()
     applied = runtime.apply(networks, torch.device("cpu"))
-    assert applied == runtime.Runtime(cpu_packing=cpu_layers.MKL, cpu_norms=True, host_buffer_reuse=True)
+    assert applied == runtime.Runtime(cpu_products=cpu_layers.ONEDNN, cpu_norms=True, host_buffer_reuse=True)
     assert no_allocator_change == [1]
     first = networks["stage_c"].down_blocks[0][0]
-    assert type(first.channelwise[0]) is (PackedLinear if cpu_layers.MKL else torch.nn.Linear)
+    assert type(first.channelwise[0]) is (OneDNNLinear if cpu_layers.ONEDNN else torch.nn.Linear)
     assert type(first.channelwise[2]) is SumOfSquaresGRN
-    assert not any(hasattr(m, "packing") for m in networks["stage_a"].modules())  # only the step networks
+    assert not any(isinstance(m, OneDNNLinear) for m in networks["stage_a"].modules())  # only the step networks
 
 
 def test_policies_can_be_declined(no_allocator_change):
     networks = tiny_networks()
-    applied = runtime.apply(networks, torch.device("cpu"), cpu_packing=False, host_buffer_reuse=False)
+    applied = runtime.apply(networks, torch.device("cpu"), cpu_products=False, host_buffer_reuse=False)
     assert applied == runtime.Runtime(cpu_norms=True)
     assert no_allocator_change == []
-    assert not any(isinstance(m, PackedLinear) for m in networks["stage_b"].modules())
+    assert not any(isinstance(m, OneDNNLinear) for m in networks["stage_b"].modules())
 
 
-def test_bfloat16_is_not_packed(no_allocator_change):
+def test_bfloat16_products_stay_plain(no_allocator_change):
     networks = tiny_networks(torch.bfloat16)
-    said = []
-    assert not runtime.apply(networks, torch.device("cpu"), say=said.append).cpu_packing
-    assert said == []  # nothing to pack is no news
-
-
-def test_no_room_for_the_packed_copies_is_said_and_skipped(no_allocator_change, monkeypatch):
-    monkeypatch.setattr(cpu_layers, "packed_bytes", lambda net: 10**15)  # more than any host has
-    said = []
-    networks = tiny_networks()
-    assert not runtime.apply(networks, torch.device("cpu"), say=said.append).cpu_packing
-    assert any("not packing the weights" in line and "1.3× slower" in line for line in said)
+    assert not runtime.apply(networks, torch.device("cpu")).cpu_products
+    assert not any(isinstance(m, OneDNNLinear) for m in networks["stage_c"].modules())
 
 
 def test_compiling_compiles_the_blocks_and_leaves_the_layers_plain(no_allocator_change, monkeypatch):
@@ -61,11 +52,11 @@ def test_compiling_compiles_the_blocks_and_leaves_the_layers_plain(no_allocator_
     networks = tiny_networks()
     applied = runtime.apply(networks, torch.device("cpu"), compile="default")
     assert compiled == [("StageC", "default"), ("StageB", "default")]
-    assert not applied.cpu_packing and not applied.cpu_norms
-    assert not any(isinstance(m, (PackedLinear, SumOfSquaresGRN)) for m in networks["stage_c"].modules())
+    assert not applied.cpu_products and not applied.cpu_norms
+    assert not any(isinstance(m, (OneDNNLinear, SumOfSquaresGRN)) for m in networks["stage_c"].modules())
 
 
 def test_loaded_models_record_what_was_applied():
     model = cc.load(TINY_CASCADE, device="cpu", dtype="float32")
     assert model.runtime.cpu_norms and model.runtime.compile == "none"
-    assert model.runtime.cpu_packing == cpu_layers.MKL
+    assert model.runtime.cpu_products == cpu_layers.ONEDNN
