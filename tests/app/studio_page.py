@@ -24,6 +24,17 @@ def needs_chromium(allow_module_level: bool = False):
     return pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
 
 
+def open_small_run_studio(browser, url: str):
+    """A desktop tab set to 256×256 images at 4 + 3 steps: every test run is quick."""
+    page = open_studio(browser, url, DESKTOP)
+    set_number(page, "#width", 256)
+    set_number(page, "#height", 256)
+    page.get_by_text("Steps and guidance").click()
+    set_number(page, "#prior-steps", 4)
+    set_number(page, "#decoder-steps", 3)
+    return page
+
+
 def open_studio(browser, url: str, viewport: dict = DESKTOP):
     """A new tab (its own browser context, so its own localStorage) on the studio, once the model is ready."""
     page = browser.new_page(viewport=viewport)

@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from .studio_page import (DESKTOP, UI_TIMEOUT_MS, WATCH, gallery_count, needs_chromium, open_studio, select,
+from .studio_page import (UI_TIMEOUT_MS, WATCH, gallery_count, needs_chromium, open_small_run_studio, select,
                           set_number, shot, thumbnails, wait_done, wait_gallery_count)
 
 sync_api = needs_chromium(allow_module_level=True)
@@ -20,12 +20,7 @@ expect = sync_api.expect
 @pytest.fixture(scope="module")
 def page(browser, demo_studio):
     """One tab, kept across the tests in order (like a designer's session)."""
-    page = open_studio(browser, demo_studio.url, DESKTOP)
-    set_number(page, "#width", 256)
-    set_number(page, "#height", 256)
-    page.get_by_text("Steps and guidance").click()
-    set_number(page, "#prior-steps", 4)
-    set_number(page, "#decoder-steps", 3)
+    page = open_small_run_studio(browser, demo_studio.url)
     yield page
     page.close()
 

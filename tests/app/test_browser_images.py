@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 from cascade_core.images import read_settings
 from cascade_core.picture import Picture
 
-from .studio_page import (DESKTOP, UI_TIMEOUT_MS, WATCH_RUN, choose_mode, gallery_count, needs_chromium,
-                          open_image_panel, open_studio, paint_stroke, select, set_number, shot, shown_image,
+from .studio_page import (UI_TIMEOUT_MS, WATCH_RUN, choose_mode, gallery_count, needs_chromium,
+                          open_image_panel, open_small_run_studio, paint_stroke, select, set_number, shot, shown_image,
                           thumbnails, upload_picture, wait_done, wait_gallery_count)
 
 sync_api = needs_chromium(allow_module_level=True)
@@ -49,12 +49,7 @@ def pictures(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(browser, demo_studio):
     """One tab, kept across the tests in order; 256×256 at 4 + 3 steps."""
-    page = open_studio(browser, demo_studio.url, DESKTOP)
-    set_number(page, "#width", 256)
-    set_number(page, "#height", 256)
-    page.get_by_text("Steps and guidance").click()
-    set_number(page, "#prior-steps", 4)
-    set_number(page, "#decoder-steps", 3)
+    page = open_small_run_studio(browser, demo_studio.url)
     page.fill("#prompt textarea", "a house on a green hill, sunny day")
     yield page
     page.close()

@@ -7,7 +7,8 @@ import torch
 from cascade_core.models import build
 from tests.conftest import REFERENCE
 
-RELEASED = ["stage_c", "stage_c_lite", "stage_b", "stage_b_lite", "stage_a", "previewer"]
+RELEASED = ["stage_c", "stage_c_lite", "stage_b", "stage_b_lite", "stage_a", "previewer", "effnet_encoder",
+            "controlnet_canny", "controlnet_inpainting", "controlnet_super_resolution"]
 
 
 @pytest.mark.parametrize("name", RELEASED)
