@@ -98,13 +98,13 @@ def test_panel_is_closed_by_default_then_a_remix(page, pictures, demo_studio, sc
     shot(page, screenshots, "8-image-remix")
 
 
-@pytest.mark.parametrize("mode, size, map_shown", [
-    ("Image prompt", "256×256", False),
-    ("Edges", "256×256", True),
-    ("Extend", "256×256", True),  # 256 + 2 × 32 a side, at the request's area
-    ("Upscale 2×", "512×512", False),
+@pytest.mark.parametrize("mode, size, map_shown, screenshot", [
+    ("Image prompt", "256×256", False, "12-image-prompt"),
+    ("Edges", "256×256", True, "9-image-edges"),
+    ("Extend", "256×256", True, "13-image-extend"),  # 256 + 2 × 32 a side, at the request's area
+    ("Upscale 2×", "512×512", False, "14-image-upscale"),
 ])
-def test_each_mode_runs_and_shows_an_image(page, screenshots, mode, size, map_shown):
+def test_each_mode_runs_and_shows_an_image(page, screenshots, mode, size, map_shown, screenshot):
     open_image_panel(page)
     choose_mode(page, mode)
     if mode == "Extend":
@@ -120,7 +120,7 @@ def test_each_mode_runs_and_shows_an_image(page, screenshots, mode, size, map_sh
     if mode == "Edges":
         edges = np.asarray(shown_image(page, "#control-map img").convert("L"))
         assert edges.max() > 128 and (edges > 128).mean() < 0.5  # white edges on black
-        shot(page, screenshots, "9-image-edges")
+    shot(page, screenshots, screenshot)  # the result, with the control map where the mode has one
 
 
 def test_repaint_with_a_painted_mask(page, pictures, demo_studio, screenshots):
