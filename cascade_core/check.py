@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .config import EXTRA_PRESETS, STAGES, ControlNetConfig, EffNetConfig
+from .config import EXTRA_PRESETS, STAGES
 from .errors import ModelLoadError
+from .extras import declared, declared_config
 from .loading import detect_size, find_custom
 from .weights import layout_problems, read_layout
 from .models.layouts import expected_layout
@@ -83,10 +84,7 @@ def _text_encoder(folder: Path) -> FileCheck:
         found = read_layout(weights)
     except (OSError, ValueError, ModelLoadError) as e:
         return FileCheck(name, "text_encoder", False, str(e), _size(weights))
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in CLIPTextModelWithProjection(config).state_dict().items()}
-    expected = {k: v for k, v in expected.items() if k in found or not k.endswith("position_ids")}  # a buffer
-    problems = layout_problems(found, expected)
+    problems = layout_problems(found, _transformers_layout(CLIPTextModelWithProjection, config, found))
     if problems:
         return FileCheck(name, "text_encoder", False, "; ".join(problems), _size(weights))
     params = sum(math.prod(shape) for shape in found.values())
@@ -110,11 +108,8 @@ ABSENT = "absent: fetched when a mode needs it"
 def _extras(folder: Path) -> list[FileCheck]:
     """The extra networks: each named under cascade.json's "extras" or held in the released layout."""
     try:
-        spec = json.loads((folder / "cascade.json").read_text()) if (folder / "cascade.json").is_file() else {}
-        entries = spec.get("extras", {}) if isinstance(spec, dict) else {}
-        if not isinstance(entries, dict):
-            raise ValueError(f'"extras" is a {type(entries).__name__}, not an object')
-    except (OSError, ValueError) as e:
+        entries = declared(folder)
+    except ModelLoadError as e:
         return [FileCheck("cascade.json", "extras", False, f"unreadable extras ({e})")]
     rows = [FileCheck("cascade.json", name, False, f"unknown extra network {name!r} under extras; known: "
                       f"{', '.join(EXTRA_FILES)}") for name in entries if name not in EXTRA_FILES]
@@ -132,10 +127,9 @@ def _extra_network(folder: Path, name: str, entry) -> FileCheck:
         if not path.is_file():
             return FileCheck(label, name, True, ABSENT, absent=True)
     else:
-        config_class = ControlNetConfig if name.startswith("controlnet") else EffNetConfig
         try:
             label = str(entry["file"])
-            config = config_class.from_official(entry.get("args", {}))
+            config = declared_config(name, entry)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             return FileCheck("cascade.json", name, False, f"bad {name!r} entry under extras ({e})")
         path = folder / label
@@ -177,13 +171,18 @@ def _image_encoder(folder: Path, name: str, entry) -> FileCheck:
         found = read_layout(weights)
     except (OSError, ValueError, ModelLoadError) as e:
         return FileCheck(label, name, False, str(e), _size(weights))
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in CLIPVisionModelWithProjection(config).state_dict().items()}
-    expected = {k: v for k, v in expected.items() if k in found or not k.endswith("position_ids")}  # a buffer
-    problems = layout_problems(found, expected)
+    problems = layout_problems(found, _transformers_layout(CLIPVisionModelWithProjection, config, found))
     if problems:
         return FileCheck(label, name, False, "not CLIP's vision model: " + "; ".join(problems), _size(weights))
     return FileCheck(label, name, True, _parameters(found), _size(weights))
+
+
+def _transformers_layout(model_class, config, found: dict) -> dict[str, tuple[int, ...]]:
+    """Names and shapes a transformers model of `config` holds (built on meta), less the `position_ids`
+    buffer where the file leaves it out."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in model_class(config).state_dict().items()}
+    return {k: v for k, v in expected.items() if k in found or not k.endswith("position_ids")}
 
 
 def _parameters(layout: dict) -> str:

@@ -37,6 +37,11 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def dtype_of(net: torch.nn.Module) -> torch.dtype:
+    """The dtype a network computes in: that of its parameters (loading casts each network once)."""
+    return next(net.parameters()).dtype
+
+
 def supports_bfloat16(device: torch.device) -> bool:
     """Whether the device runs bfloat16 natively (CPUs emulate it where needed, slowly but exactly)."""
     if device.type == "cuda":

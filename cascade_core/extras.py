@@ -67,7 +67,8 @@ def folder_extras(folder: Path | None, device: torch.device, dtype: torch.dtype,
     return Extras(make)
 
 
-def _spec(folder: Path | None) -> dict:
+def declared(folder: Path | None) -> dict:
+    """The folder's cascade.json "extras" (name → entry object); {} without one. Raises ModelLoadError."""
     spec_path = folder / "cascade.json" if folder else None
     if spec_path is None or not spec_path.is_file():
         return {}
@@ -84,13 +85,11 @@ def _spec(folder: Path | None) -> dict:
 
 def _locate_file(folder: Path | None, name: str, say: Say) -> NetworkFile:
     """The file and config of an extra network: named in cascade.json, in the folder, or fetched."""
-    entry = _spec(folder).get(name)
+    entry = declared(folder).get(name)
     fix = "replace the file with the released one"
     if entry is not None:
-        config_class = ControlNetConfig if name.startswith("controlnet") else EffNetConfig
         try:
-            config = config_class.from_official(entry.get("args", {}))
-            path = folder / entry["file"]
+            config, path = declared_config(name, entry), folder / entry["file"]
         except (KeyError, TypeError, ValueError) as e:
             raise ModelLoadError(f"{folder / 'cascade.json'}: bad {name!r} entry under extras ({e})") from e
     else:
@@ -109,8 +108,14 @@ def _locate_file(folder: Path | None, name: str, say: Say) -> NetworkFile:
     return NetworkFile(name, config, path, "custom" if entry else "full")
 
 
+def declared_config(name: str, entry: dict):
+    """The config of an EfficientNet encoder or ControlNet from its cascade.json entry's official "args"."""
+    config_class = ControlNetConfig if name.startswith("controlnet") else EffNetConfig
+    return config_class.from_official(entry.get("args", {}))
+
+
 def _locate_folder(folder: Path | None, say: Say) -> Path:
-    entry = _spec(folder).get("image_encoder")
+    entry = declared(folder).get("image_encoder")
     if entry is not None:
         try:
             return folder / entry["folder"]

@@ -14,7 +14,6 @@ so the encoding has the latent's size), or with `image_size` resized as the note
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +23,7 @@ from PIL import Image
 
 from . import sampling
 from .control_filters import canny, inpaint_input
+from .devices import dtype_of
 from .errors import ModelLoadError
 from .image_inputs import clip_preprocess, resize_image, to_tensor
 from .image_preprocess import effnet_preprocess
@@ -31,7 +31,6 @@ from .images import to_pil
 from .picture import Picture
 from .request import GenerationRequest
 
-log = logging.getLogger(__name__)
 EFFNET_STRIDE = 32  # pixels per EfficientNet latent cell
 CLIP_RESIZE = 768  # the notebooks resize a picture so before the CLIP transform
 FEATHER = 8  # pixels over which a repainted area blends into the kept picture
@@ -80,8 +79,7 @@ def stage_c_setup(extras: Callable[[str], torch.nn.Module] | None, request: Gene
         picture = _fitted(request.init_image, request, shape_c, device)
     if picture is None:
         return StageCSetup(draw(shape_c), 1.0, request.prior_steps, clip_img, control, shown)
-    encoder = _network(extras, "effnet_encoder")
-    latent = encoder(effnet_preprocess(picture).to(_dtype(encoder))).float()  # (1, 16, h, w)
+    latent = _encoded(extras, picture)
     eps = draw(tuple(latent.shape[1:]))
     start = sampling.noised(latent.expand(n, -1, -1, -1), eps, request.strength)
     steps = int(request.prior_steps * request.strength)
@@ -95,8 +93,10 @@ def _network(extras, name: str) -> torch.nn.Module:
     return extras(name)
 
 
-def _dtype(net: torch.nn.Module) -> torch.dtype:
-    return next(net.parameters()).dtype
+def _encoded(extras, x: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1] → its EfficientNet encoding (1, 16, ⌈H/32⌉, ⌈W/32⌉), float32."""
+    encoder = _network(extras, "effnet_encoder")
+    return encoder(effnet_preprocess(x).to(dtype_of(encoder))).float()
 
 
 def _fitted(picture: Picture, request: GenerationRequest, shape_c: tuple[int, int, int],
@@ -128,21 +128,19 @@ def fit(x: torch.Tensor, width: int, height: int, mode: str = "bilinear") -> tor
 def _image_embedding(encoder: torch.nn.Module, request: GenerationRequest, device: torch.device) -> torch.Tensor:
     """(1, 1, c_clip_img): the projected CLIP image embedding, not normalised (the notebooks' `clip_img`)."""
     x = resize_image(to_tensor(request.image_prompt.pixels).to(device)[None], request.image_size or CLIP_RESIZE)
-    return encoder(pixel_values=clip_preprocess(x).to(_dtype(encoder))).image_embeds[:, None].float()
+    return encoder(pixel_values=clip_preprocess(x).to(dtype_of(encoder))).image_embeds[:, None].float()
 
 
 def _control(extras, request: GenerationRequest, cnet_input: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     """The ControlNet's outputs for the request's control, times its scale (official cnet_multiplier)."""
     net = _network(extras, CONTROLNETS[request.control])
-    outputs = net(cnet_input.to(_dtype(net)))
+    outputs = net(cnet_input.to(dtype_of(net)))
     return tuple(None if out is None else out.float() * request.control_scale for out in outputs)
 
 
 def _upscale_control(extras, request: GenerationRequest, device: torch.device) -> tuple[torch.Tensor | None, ...]:
     """Super-resolution: the low-resolution picture's EfficientNet encoding, nearest ×2, into the ControlNet."""
-    x = to_tensor(request.control_image.pixels).to(device)[None]
-    encoder = _network(extras, "effnet_encoder")
-    latent = encoder(effnet_preprocess(x).to(_dtype(encoder))).float()
+    latent = _encoded(extras, to_tensor(request.control_image.pixels).to(device)[None])
     return _control(extras, request, F.interpolate(latent, scale_factor=2, mode="nearest"))
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import torch
 
 from . import sampling
-from .devices import synchronize, trim_host_heap, upload
+from .devices import dtype_of, synchronize, trim_host_heap, upload
 from .image_conditions import StageCSetup, blend, stage_c_setup
 from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
 from .images import PendingImages, to_pil
@@ -65,7 +65,7 @@ class _NetworkRun:
     sampler's arithmetic stays fp32. `fixed` are extra prepare arguments (Stage B's latent size)."""
 
     def __init__(self, net: torch.nn.Module, **fixed):
-        self.net, self.dtype, self.fixed = net, _dtype(net), fixed
+        self.net, self.dtype, self.fixed = net, dtype_of(net), fixed
 
     def prepare(self, **cond):
         return self.net.prepare(**{k: _cast(v, self.dtype) for k, v in cond.items()}, **self.fixed)
@@ -79,11 +79,6 @@ def _cast(condition, dtype: torch.dtype):
     if condition is None or isinstance(condition, torch.Tensor):
         return None if condition is None else condition.to(dtype)
     return tuple(_cast(c, dtype) for c in condition)
-
-
-def _dtype(net: torch.nn.Module) -> torch.dtype:
-    """The dtype a network computes in (with float16 asked for, Stage C keeps another: loading.py)."""
-    return next(net.parameters()).dtype
 
 
 class _Clock:
@@ -156,7 +151,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
         yield StageDone("inputs", run.clock.timings["inputs"], setup.shown)
 
     # 3. Stage C: the 16-channel semantic latent, with previews of its estimate every few steps.
-    previewer = lambda latent: model.previewer(latent.to(_dtype(model.previewer))).float()
+    previewer = lambda latent: model.previewer(latent.to(dtype_of(model.previewer))).float()
     place.activate("stage_c", then="stage_b")
     latent_c = yield from _sample(run, _stage_c_denoiser(run, text, negative, setup), StageSampling(
         "stage_c", setup.start, setup.steps, STAGE_C_SHIFT, setup.t_start, preview_every, previewer))
@@ -174,7 +169,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
         return
 
     # 5. Stage B: the 4-channel Stage A latent, conditioned on Stage C's latent.
-    decoder = lambda latent: model.stage_a.decode(latent.to(_dtype(model.stage_a))).float()
+    decoder = lambda latent: model.stage_a.decode(latent.to(dtype_of(model.stage_a))).float()
     place.activate("stage_b")
     with place.compute():
         start_b = run.noise(shape_b)

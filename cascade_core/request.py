@@ -23,6 +23,7 @@ MAX_IMAGES = 8
 MAX_SEED = 2**53 - 1  # exact in JSON and JavaScript numbers
 MAX_PROMPT_CHARS = 10_000
 CONTROLS = ("none", "canny", "inpaint", "outpaint", "upscale")
+REMIX_STRENGTH = 0.8  # the official image-to-image notebook's noise_level: the CLI's, API's and studio's remix default
 MAX_CONTROL_SCALE = 3.0
 MAX_MARGIN = 1024
 PICTURE_FIELDS = ("init_image", "image_prompt", "control_image", "mask")
@@ -83,9 +84,7 @@ class GenerationRequest:
                 raise RequestError(name, f"{steps[name]} is outside 1–{MAX_STEPS}")
         guidance = {}
         for name in ("prior_guidance", "decoder_guidance"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise RequestError(name, f"must be a finite number, got {value!r}")
+            value = _number(name, getattr(self, name))
             if not 0 <= value <= MAX_GUIDANCE:
                 raise RequestError(name, f"{value} is outside 0–{MAX_GUIDANCE:g} (1 or less means no guidance)")
             guidance[name] = float(value)
@@ -135,9 +134,15 @@ def _integer(name: str, value) -> int:
     return int(value)
 
 
-def _finite(name: str, value, low: float, high: float, low_open: bool = False) -> float:
+def _number(name: str, value) -> float:
+    """Accept finite ints and floats; refuse bools, text, NaN and infinities."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RequestError(name, f"must be a finite number, got {value!r}")
+    return value
+
+
+def _finite(name: str, value, low: float, high: float, low_open: bool = False) -> float:
+    value = _number(name, value)
     if value > high or value < low or (low_open and value == low):
         bracket = "(" if low_open else "["
         raise RequestError(name, f"{value} is outside {bracket}{low:g}, {high:g}]")

@@ -17,7 +17,7 @@ import torch
 
 from . import cpu_layers
 from .compiling import compile_blocks
-from .devices import reuse_host_buffers
+from .devices import dtype_of, reuse_host_buffers
 
 STEP_NETWORKS = ("stage_c", "stage_b")  # the networks a denoising step runs
 
@@ -45,7 +45,7 @@ def apply(networks: dict[str, torch.nn.Module], device: torch.device, *, compile
     if norms:
         for net in steppers:
             cpu_layers.swap_grn(net)
-    products = cpu_products and norms and all(cpu_layers.applies(device, next(n.parameters()).dtype) for n in steppers)
+    products = cpu_products and norms and all(cpu_layers.applies(device, dtype_of(n)) for n in steppers)
     if products:
         for net in steppers:
             cpu_layers.swap_products(net)

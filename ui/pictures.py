@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import cascade_core as cc
 from cascade_core.picture import Picture
-from cascade_core.request import MAX_SIZE, MIN_SIZE
+from cascade_core.request import MAX_SIZE, MIN_SIZE, REMIX_STRENGTH
 from PIL import Image, ImageChops, ImageOps
 
 # The panel's modes, in the order shown; each names what it does with the picture.
 MODES = ("Remix", "Image prompt", "Edges", "Repaint", "Extend", "Upscale 2×")
 CONTROLS = {"Edges": "canny", "Repaint": "inpaint", "Extend": "outpaint", "Upscale 2×": "upscale"}
-REMIX_STRENGTH = 0.8  # the official image-to-image notebook's noise_level; the command line's default too
 STRENGTH_DEFAULTS = {"Remix": REMIX_STRENGTH, "Repaint": 1.0}  # the strength slider's value when the mode is chosen
 MAP_MODES = ("Edges", "Repaint", "Extend")  # the modes whose control map (edges, mask) the run shows
 DEFAULT_MODE = "Remix"

@@ -15,10 +15,9 @@ from ..loading import load_with
 from ..options import EngineOptions
 from ..picture import Picture
 from ..pipeline import generate
-from ..request import CONTROLS, GenerationRequest
+from ..request import CONTROLS, REMIX_STRENGTH, GenerationRequest
 from .progress import StageBar
 
-REMIX_STRENGTH = 0.8  # the official image-to-image notebook's noise_level
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
