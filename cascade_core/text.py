@@ -39,6 +39,9 @@ class TextEncoder:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, TextEmbedding] = OrderedDict()  # oldest first
         self._lock = threading.Lock()  # the studio's requests run in worker threads
+        # A fast tokenizer keeps its padding/truncation settings in shared Rust state that each
+        # call rewrites: two threads tokenizing at once can get each other's settings.
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def device(self) -> torch.device:
@@ -46,10 +49,11 @@ class TextEncoder:
 
     def dropped_words(self, prompt: str) -> str:
         """The words cut by truncation to 77 tokens: [bos] + 75 tokens + [eos] are kept."""
-        ids = self.tokenizer(prompt, verbose=False)["input_ids"]
-        if len(ids) <= MAX_TOKENS:
-            return ""
-        return self.tokenizer.decode(ids[MAX_TOKENS - 1:-1], skip_special_tokens=True).strip()
+        with self._tokenizer_lock:
+            ids = self.tokenizer(prompt, verbose=False)["input_ids"]
+            if len(ids) <= MAX_TOKENS:
+                return ""
+            return self.tokenizer.decode(ids[MAX_TOKENS - 1:-1], skip_special_tokens=True).strip()
 
     def cached(self, prompt: str) -> TextEmbedding | None:
         """The kept embedding of `prompt`, or None; a hit makes it the most recently used."""
@@ -76,9 +80,10 @@ class TextEncoder:
 
     @torch.inference_mode()
     def _encode(self, prompt: str) -> TextEmbedding:
-        tokens = self.tokenizer(
-            prompt, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
-        )
+        with self._tokenizer_lock:
+            tokens = self.tokenizer(
+                prompt, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
+            )
         out = self.model(
             input_ids=tokens["input_ids"].to(self.device),
             attention_mask=tokens["attention_mask"].to(self.device),

@@ -89,3 +89,29 @@ def test_threads_share_the_cache_without_losing_entries(encoder):
     assert [key for key, n in runs.items() if n not in (0, 1)] == []  # a miss runs the transformer once
     assert all(sum(runs[k, 0, p] for k in range(4)) >= 1 for p in prompts)  # the first caller of each encodes it
     assert all(text.cached(p) is not None for p in prompts)
+
+
+def test_threads_tokenizing_at_once_keep_their_own_padding(encoder):
+    """The fast tokenizer's padding settings are shared state: counting a long prompt's dropped words
+    (no padding) while another thread encodes (padding to 77) must not leave either with the other's."""
+    text, errors = encoder(cache_size=0), []
+    long_prompt = " ".join(["word"] * 100)
+    start = threading.Barrier(4)
+
+    def work(k):
+        try:
+            start.wait(timeout=60)
+            for _ in range(150):
+                if k % 2:
+                    assert text.dropped_words(long_prompt) == " ".join(["word"] * 25)
+                else:
+                    assert text._encode("a").input_ids.shape == (1, 77)
+        except AssertionError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and not any(thread.is_alive() for thread in threads)
