@@ -8,16 +8,16 @@
 """
 from .demo import load_demo
 from .devices import release_memory
-from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
+from .events import Cancelled, Composition, Event, Finished, StageDone, StageProgress, Started
 from .loading import ModelLoadError, load, load_with
 from .model import CascadeModel
 from .options import EngineOptions, OptionsError
-from .pipeline import generate
+from .pipeline import finish, generate
 from .request import GenerationRequest, RequestError
 from .version import __version__
 
 __all__ = [
-    "load", "load_with", "load_demo", "EngineOptions", "OptionsError", "generate", "GenerationRequest", "CascadeModel",
-    "Started", "StageProgress", "StageDone", "Finished", "Cancelled", "Event",
+    "load", "load_with", "load_demo", "EngineOptions", "OptionsError", "generate", "finish", "GenerationRequest",
+    "CascadeModel", "Started", "StageProgress", "StageDone", "Finished", "Cancelled", "Event", "Composition",
     "RequestError", "ModelLoadError", "release_memory", "__version__",
 ]

@@ -38,6 +38,17 @@ class StageDone:
 
 
 @dataclass(frozen=True)
+class Composition:
+    """One explored Stage C result (`generate(..., stage_c_only=True)`), which `finish()` completes
+    without running Stage C again: its image equals the full run's with the same request and seed."""
+    request: GenerationRequest  # validated, one image: its seed and settings
+    model: str  # the model that made it (a latent only fits the model whose Stage C made it)
+    latent_c: Any = field(repr=False)  # (1, 16, h, w) float32 CPU tensor: Stage C's last prediction
+    random_state: Any = field(repr=False)  # the image's CPU generator after Stage C (Generator.get_state())
+    keep: Any = field(default=None, repr=False)  # repaint, extend: (pixels, weight) the final image keeps, CPU
+
+
+@dataclass(frozen=True)
 class Finished:
     images: tuple[Image, ...]
     seeds: tuple[int, ...]
@@ -45,6 +56,7 @@ class Finished:
     timings: dict[str, float]  # seconds per stage: text, stage_c, preview, stage_b, stage_a, total
     tensors: dict[str, Any] = field(default_factory=dict, repr=False)  # float32 CPU: latent_c, preview, latent_b, image
     unblended: tuple[Image, ...] = ()  # repaint, extend: the images before the kept picture was blended in
+    compositions: tuple[Composition, ...] = ()  # stage_c_only: what finish() needs to complete each image
 
 
 @dataclass(frozen=True)

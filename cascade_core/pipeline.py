@@ -10,21 +10,23 @@ the schedule stay in fp32.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 
 from . import sampling
 from .devices import dtype_of, synchronize, trim_host_heap, upload
 from .image_conditions import StageCSetup, blend, stage_c_setup
-from .events import Cancelled, Event, Finished, StageDone, StageProgress, Started
+from .errors import RequestError
+from .events import Cancelled, Composition, Event, Finished, StageDone, StageProgress, Started
 from .images import PendingImages, to_pil
 from .model import CascadeModel
-from .request import GenerationRequest
+from .request import MAX_IMAGES, GenerationRequest
 from .text import TextEmbedding
 from .version import __version__
 
@@ -39,9 +41,9 @@ def latent_shapes(width: int, height: int) -> tuple[tuple[int, int, int], tuple[
     return c, b
 
 
-def image_settings(model: CascadeModel, request: GenerationRequest, k: int) -> dict:
-    """Everything needed to remake image k of a request: written into its PNG."""
-    settings = request.for_image(k).to_dict()
+def image_settings(model: CascadeModel, request: GenerationRequest, seed: int) -> dict:
+    """Everything needed to remake the request's image of `seed`: written into its PNG."""
+    settings = dataclasses.replace(request, seed=seed, num_images=1).to_dict()
     del settings["num_images"]
     return {**settings, "model": model.name, "variant": model.variant, "version": __version__,
             "sampler": "DDPM", "prior_shift": STAGE_C_SHIFT, "decoder_shift": STAGE_B_SHIFT}
@@ -99,9 +101,10 @@ class _Clock:
 
 @dataclass
 class _Request:
-    """One running request: its model, settings, random streams, clock and stop flag."""
+    """One running request: its model, settings, images' seeds and random streams, clock and stop flag."""
     model: CascadeModel
     request: GenerationRequest
+    seeds: list[int]
     generators: list[torch.Generator]
     clock: _Clock
     stop: threading.Event | None
@@ -127,20 +130,18 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     decode_every: Stage B steps between Stage A decodes of the current estimate (0: none).
     stop: set it to end the run between two steps with a `Cancelled` event.
     keep_tensors: put float32 CPU copies of latent_c, preview, latent_b and image into Finished.
-    stage_c_only: end after the preview: Finished holds the previews as its images (and latent_c, preview).
+    stage_c_only: end after the preview (explore): Finished holds the previews as its images and the
+    `compositions` that `finish()` completes.
     """
     request, notices = request.validated()
-    run = _Request(model, request, [torch.Generator().manual_seed(s) for s in request.seeds()],
+    seeds = request.seeds()
+    run = _Request(model, request, seeds, [torch.Generator().manual_seed(s) for s in seeds],
                    _Clock(model.device), stop)
     shape_c, shape_b = latent_shapes(request.width, request.height)
     place = model.placement
 
     # 1. Encode the prompt and the negative prompt (the unconditional branch).
-    text, negative = _encode_prompts(model)(request.prompt, request.negative_prompt)
-    notices += tuple(f"The {label} is longer than 77 CLIP tokens; these words were ignored: {e.dropped}"
-                     for label, e in (("prompt", text), ("negative prompt", negative)) if e.dropped)
-    run.clock.mark("text")
-    yield Started(request, notices)
+    text, negative = yield from _prompts(run, notices)
 
     # 2. Pictures: Stage C's start, image embedding and control, once per request (image_conditions.py).
     with place.compute():
@@ -165,8 +166,76 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     run.clock.mark("preview")
     yield StageDone("stage_c", run.clock.timings["stage_c"], tuple(to_pil(preview)))
     if stage_c_only:
-        yield _finished(run, preview, {"latent_c": latent_c, "preview": preview} if keep_tensors else {})
+        kept = {"latent_c": latent_c, "preview": preview} if keep_tensors else {}
+        yield _finished(run, preview, kept, compositions=_compositions(run, latent_c, setup.keep))
         return
+
+    # 5 and 6. Stage B and Stage A.
+    yield from _decode(run, latent_c, text, negative, setup.keep, decode_every, {"preview": preview}, keep_tensors)
+
+
+def finish(model: CascadeModel, compositions: Sequence[Composition], *, stop: threading.Event | None = None,
+           decode_every: int = 2, keep_tensors: bool = False) -> Iterator[Event]:
+    """Yield the events of Stage B and Stage A on explored compositions, as one batch, without running
+    Stage C again. Each image's random stream resumes where its Stage C left it, so each image equals
+    `generate`'s for the same request and seed. Raises RequestError if the compositions cannot be finished
+    together (they must come from one model, with the same settings apart from the seed)."""
+    request = _finishable(model, compositions)
+    generators = [torch.Generator() for _ in compositions]
+    for generator, composition in zip(generators, compositions):
+        generator.set_state(composition.random_state)
+    run = _Request(model, request, [c.request.seed for c in compositions], generators, _Clock(model.device), stop)
+
+    # 1. The prompts (usually still kept by the text encoder from the exploration).
+    text, negative = yield from _prompts(run, ())
+    latent_c = upload(torch.cat([c.latent_c for c in compositions]), model.device)  # (B, 16, h, w)
+    keep = compositions[0].keep
+    if keep is not None:
+        keep = tuple(upload(t, model.device) for t in keep)
+
+    # 5 and 6. Stage B and Stage A.
+    yield from _decode(run, latent_c, text, negative, keep, decode_every, {}, keep_tensors)
+
+
+def _finishable(model: CascadeModel, compositions: Sequence[Composition]) -> GenerationRequest:
+    """The batch request the compositions make together; RequestError if they cannot be finished so."""
+    if not 1 <= len(compositions) <= MAX_IMAGES:
+        raise RequestError("compositions", f"{len(compositions)} given; finish 1–{MAX_IMAGES} at a time")
+    first = compositions[0]
+    if any(c.model != model.name for c in compositions):
+        raise RequestError("compositions", f"they were explored with another model; explore again with {model.name}")
+    same = lambda c: {**c.request.to_dict(), "seed": None}
+    if any(same(c) != same(first) for c in compositions):
+        raise RequestError("compositions", "they were explored with different settings; finish those of one "
+                           "exploration together")
+    return dataclasses.replace(first.request, num_images=len(compositions))
+
+
+def _compositions(run: _Request, latent_c: torch.Tensor, keep) -> tuple[Composition, ...]:
+    """What finish() needs of each image: its Stage C latent and where its random stream stands."""
+    keep = None if keep is None else tuple(t.float().cpu() for t in keep)
+    latents = latent_c.float().cpu()
+    return tuple(Composition(dataclasses.replace(run.request, seed=seed, num_images=1), run.model.name,
+                             latents[k:k + 1].clone(), generator.get_state(), keep)
+                 for k, (seed, generator) in enumerate(zip(run.seeds, run.generators)))
+
+
+def _prompts(run: _Request, notices: tuple[str, ...]) -> Iterator[Event]:
+    """Stage 1: encode the prompt and the negative prompt; yields Started, returns both embeddings."""
+    request = run.request
+    text, negative = _encode_prompts(run.model)(request.prompt, request.negative_prompt)
+    notices += tuple(f"The {label} is longer than 77 CLIP tokens; these words were ignored: {e.dropped}"
+                     for label, e in (("prompt", text), ("negative prompt", negative)) if e.dropped)
+    run.clock.mark("text")
+    yield Started(request, notices)
+    return text, negative
+
+
+def _decode(run: _Request, latent_c: torch.Tensor, text: TextEmbedding, negative: TextEmbedding, keep,
+            decode_every: int, kept: dict, keep_tensors: bool) -> Iterator[Event]:
+    """Stages 5 and 6: Stage B from Stage C's latent, then Stage A's pixels; yields through Finished."""
+    model, place = run.model, run.model.placement
+    _, shape_b = latent_shapes(run.request.width, run.request.height)
 
     # 5. Stage B: the 4-channel Stage A latent, conditioned on Stage C's latent.
     decoder = lambda latent: model.stage_a.decode(latent.to(dtype_of(model.stage_a))).float()
@@ -174,7 +243,7 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     with place.compute():
         start_b = run.noise(shape_b)
     latent_b = yield from _sample(run, _stage_b_denoiser(run, latent_c, text, negative, shape_b), StageSampling(
-        "stage_b", start_b, request.decoder_steps, STAGE_B_SHIFT, 1.0, decode_every, decoder))
+        "stage_b", start_b, run.request.decoder_steps, STAGE_B_SHIFT, 1.0, decode_every, decoder))
     if latent_b is None:
         return
     run.clock.mark("stage_b")
@@ -183,26 +252,27 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     # 6. Stage A: pixels; repaint and extend keep the picture outside the repainted area.
     with place.compute():
         image = decoder(latent_b).clamp(0, 1)
-        final = blend(image, setup.keep) if setup.keep is not None else image
+        final = blend(image, keep) if keep is not None else image
     run.clock.mark("stage_a")
-    kept = {"latent_c": latent_c, "preview": preview, "latent_b": latent_b, "image": final} if keep_tensors else {}
-    if keep_tensors and setup.keep is not None:
+    kept = {"latent_c": latent_c, **kept, "latent_b": latent_b, "image": final} if keep_tensors else {}
+    if keep_tensors and keep is not None:
         kept["unblended"] = image
-    yield _finished(run, final, kept, unblended=image if setup.keep is not None else None)
+    yield _finished(run, final, kept, unblended=image if keep is not None else None)
 
 
-def _finished(run: _Request, images: torch.Tensor, kept: dict, unblended: torch.Tensor | None = None) -> Finished:
+def _finished(run: _Request, images: torch.Tensor, kept: dict, unblended: torch.Tensor | None = None,
+              compositions: tuple[Composition, ...] = ()) -> Finished:
     """The last event: the images, what remakes each, the stage timings, and the kept tensors."""
     run.clock.timings["total"] = run.clock.elapsed()
     trim_host_heap()  # the run's freed host buffers back to the OS, so a long session's memory stays flat
-    request = run.request
     return Finished(
         images=tuple(to_pil(images)),
         unblended=tuple(to_pil(unblended)) if unblended is not None else (),
-        seeds=tuple(request.seeds()),
-        settings=tuple(image_settings(run.model, request, k) for k in range(request.num_images)),
+        seeds=tuple(run.seeds),
+        settings=tuple(image_settings(run.model, run.request, seed) for seed in run.seeds),
         timings=dict(run.clock.timings),
         tensors={k: v.float().cpu() for k, v in kept.items()},
+        compositions=compositions,
     )
 
 
