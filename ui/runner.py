@@ -46,9 +46,11 @@ class StopRegistry:
 
 
 def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, preview_every: int,
-               decode_every: int, on_event: Callable[[cc.Event], Any] | None = None) -> Iterator[Any]:
+               decode_every: int, on_event: Callable[[cc.Event], Any] | None = None, stage_c_only: bool = False,
+               compositions: tuple[cc.Composition, ...] = ()) -> Iterator[Any]:
     """Yield the engine's events from a worker thread; re-raise its exceptions here.
 
+    stage_c_only: explore (cc.generate's flag); compositions: finish these (cc.finish) instead of `request`.
     on_event: runs in the worker on each event and its result is yielded instead; work that
     must happen even if nobody reads on (saving finished images) belongs there.
     Closing this iterator (the handler was cancelled) sets `stop`, so the worker ends too; an
@@ -60,8 +62,12 @@ def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, p
     def work():
         try:
             with _ENGINE_LOCK:
-                for event in cc.generate(model, request, stop=stop, preview_every=preview_every,
-                                         decode_every=decode_every):
+                if compositions:
+                    run = cc.finish(model, compositions, stop=stop, decode_every=decode_every)
+                else:
+                    run = cc.generate(model, request, stop=stop, preview_every=preview_every,
+                                      decode_every=decode_every, stage_c_only=stage_c_only)
+                for event in run:
                     events.put(on_event(event) if on_event else event)
         except BaseException as e:  # noqa: BLE001 - any error is the consumer's: raised again there, or logged
             with handover:
