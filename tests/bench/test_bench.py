@@ -169,3 +169,25 @@ def test_diffusers_request_encodes_each_prompt_once(monkeypatch):
     (kw,) = decoder_calls
     assert kw["prompt"] is None and kw["negative_prompt"] is None
     assert kw["prompt_embeds"] is not None and kw["negative_prompt_embeds_pooled"] is not None
+
+
+def test_explore_script_times_exploring_full_runs_and_finishing(tmp_path, capsys, monkeypatch):
+    from bench import explore
+    from cascade_core.models.stage_b import StageB
+
+    stage_b_steps, step = [], StageB.step
+    monkeypatch.setattr(StageB, "step", lambda self, *a: (stage_b_steps.append(1), step(self, *a))[1])
+    out = tmp_path / "explore.json"
+    assert explore.main(["--variant", "tiny", "--images", "2", "--prior-steps", "2", "--decoder-steps", "3",
+                         "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    # Stage B: warm-up 1 (full) + 1 (finish), the 2 full requests 2 × 3, the finish 3; exploring runs none.
+    assert len(stage_b_steps) == 2 + 2 * 3 + 3
+    assert result["images"] == 4 and result["finish"]["seeds"] == [0, 2]  # one from each explored request
+    assert len(result["explore"]["requests_s"]) == len(result["full"]["requests_s"]) == 2
+    seconds = result["seconds"]
+    assert seconds["c_explore_then_finish"] == pytest.approx(seconds["a_explore"] + seconds["finish"])
+    assert result["ratios"]["a/b"] == pytest.approx(seconds["a_explore"] / seconds["b_full"])
+    printed = capsys.readouterr().out
+    assert re.search(r"\(a\)/\(b\) = \d+\.\d+ +\(c\)/\(b\) = \d+\.\d+", printed)
+    assert "4 images as 2 requests of 2" in printed
