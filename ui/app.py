@@ -9,6 +9,7 @@ from cascade_core.options import EngineOptions
 from cascade_core.picture import MAX_FILE_BYTES
 
 from .generation import Services
+from .hosting import on_space
 from .layout import CSS, JS, build_app
 from .model_holder import ModelHolder
 from .outputs import OutputsWriter
@@ -33,7 +34,7 @@ def create_studio(options: StudioOptions) -> tuple[gr.Blocks, dict]:
     holder = ModelHolder(options.engine, demo=options.demo).start()
     writer = OutputsWriter(options.outputs)
     notes = [DEMO_NOTE] if options.demo else []
-    demo = build_app(Services(holder, writer), presets, notes=notes)
+    demo = build_app(Services(holder, writer, hosted=on_space()), presets, notes=notes)
     Path(options.outputs).mkdir(parents=True, exist_ok=True)
     launch = {"css": CSS, "js": JS, "allowed_paths": [str(Path(options.outputs).resolve())],
               "theme": gr.themes.Soft(),

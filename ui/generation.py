@@ -21,8 +21,9 @@ from PIL.Image import Image
 from .imaging import contact_sheet
 from .model_holder import ModelHolder
 from .outputs import OutputsWriter, SavedImage
-from .progress import STAGE_NAMES, ProgressText
+from .progress import RunProgress, StepTimes
 from .runner import StopRegistry, run_events
+from .words import STAGES
 
 log = logging.getLogger(__name__)
 WAIT_POLL_S = 0.5
@@ -30,12 +31,18 @@ PREVIEW_LONGEST = 384  # Stage C previews are small (8× the latent): shown enla
 
 
 class StudioError(Exception):
-    """A message for the user (bad request, model not available); the UI shows it, never a traceback."""
+    """A message for the user (bad request, model not available); the UI shows it, never a traceback.
+    `field`: the request field the message is about (the page marks its control), if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
 class Frame:
     status: str  # plain text
+    progress: float = 0.0  # of the whole run, 0–1
     stage_c: Image | None = None  # Stage C preview (contact sheet of the batch)
     stage_b: Image | None = None  # latest decoded Stage B intermediate, then the final images
     inputs: Image | None = None  # the control map the ControlNet sees (edges, mask), once the picture is prepared
@@ -46,6 +53,7 @@ class Frame:
     unsaved: str | None = None  # why some finished images are not in the outputs folder
     notices: tuple[str, ...] = ()
     request: cc.GenerationRequest | None = None  # the validated request, once known
+    compositions: tuple[cc.Composition, ...] = ()  # explore: what Finish completes, on the last frame
 
 
 @dataclass
@@ -56,6 +64,8 @@ class Services:
     stops: StopRegistry = field(default_factory=StopRegistry)
     preview_every: int = 5  # Stage C steps between previewer images (the previewer is cheap)
     stage_b_views: int = 1  # decoded Stage B intermediates per run: each is a whole Stage A decode
+    step_times: StepTimes = field(default_factory=StepTimes)  # measured seconds per step: the estimates
+    hosted: bool = False  # on a hosted Space: no server paths in what visitors read
 
 
 def decode_every(steps: int, views: int) -> int:
@@ -76,19 +86,28 @@ def wait_for_model(holder: ModelHolder, stop) -> Iterator[Frame]:
 
 
 def stream(services: Services, session: str, request: cc.GenerationRequest,
-           extra_settings: dict | None = None) -> Iterator[Frame]:
-    """Frames of one run; the last one has `saved` set when the run finished (not stopped)."""
+           extra_settings: dict | None = None, *, explore: bool = False,
+           compositions: tuple[cc.Composition, ...] = ()) -> Iterator[Frame]:
+    """Frames of one run; the last one has `saved` set when the run finished (not stopped).
+
+    explore: Stage C only; the last frame holds the previews as `images` and the `compositions`
+    (nothing is saved). compositions: finish these instead (`request` is then the first one's)."""
     stop = services.stops.begin(session)
     try:
         yield from wait_for_model(services.holder, stop)
         if stop.is_set():
             yield Frame(status="Stopped before the start.")
             return
-        frame = Frame(status="Encoding the prompt…")
-        progress = ProgressText(request.decoder_steps)
-        save = functools.partial(_save, services.writer, extra_settings or {})
+        frame = Frame(status="Reading the prompt…")
+        stages = {"stage_c": request.prior_steps, "stage_b": request.decoder_steps}
+        if explore or compositions:
+            del stages["stage_b" if explore else "stage_c"]
+        progress = RunProgress(services.step_times, stages, request.width * request.height * (
+            len(compositions) or request.num_images))
+        save = None if explore else functools.partial(_save, services.writer, extra_settings or {}, services.hosted)
         events = run_events(services.holder.model, request, stop, preview_every=services.preview_every,
-                            decode_every=decode_every(request.decoder_steps, services.stage_b_views), on_event=save)
+                            decode_every=decode_every(request.decoder_steps, services.stage_b_views), on_event=save,
+                            stage_c_only=explore, compositions=compositions)
         event = None
         try:
             for event in events:
@@ -96,9 +115,9 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
                 yield frame
         except cc.RequestError as e:  # the user's input: their message as it is, one line in the log
             log.warning("request refused: %s", e)
-            message = str(e)
+            message, field_name = str(e), e.field
         except Exception as e:  # noqa: BLE001 - the last resort of one run: logged, and the app runs on
-            message = _failed(e)
+            message, field_name = _failed(e), None
         else:
             if isinstance(event, cc.Cancelled):  # stopped: give its cached memory back
                 cc.release_memory(services.holder.model.device)
@@ -108,7 +127,7 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
     # Raised outside the except block and without the cause, so that no traceback (and none of the
     # failed run's tensors, which its frames hold) outlives the request; then its memory goes back.
     cc.release_memory(services.holder.model.device)
-    raise StudioError(message)
+    raise StudioError(message, field_name)
 
 
 def _failed(error: Exception) -> str:
@@ -133,9 +152,10 @@ class _Saved:
     event: cc.Finished
     saved: tuple[SavedImage, ...]  # those written; fewer than the images if the folder failed
     error: str | None = None
+    hosted: bool = False  # say "saved", not where
 
 
-def _save(writer: OutputsWriter, extra: dict, event):
+def _save(writer: OutputsWriter, extra: dict, hosted: bool, event):
     """In the engine's worker thread: write finished images at once, whether or not a page still listens.
 
     A folder that is full or unwritable does not fail the run: the images are still shown, and
@@ -149,43 +169,49 @@ def _save(writer: OutputsWriter, extra: dict, event):
         try:
             saved.append(writer.save(image, {**settings, **extra, "seconds": seconds}))
         except OSError as e:
-            error = f"{e.strerror or e} ({e.filename or writer.root})"
-    return _Saved(event, tuple(saved), error)
+            error = f"{e.strerror or e}" if hosted else f"{e.strerror or e} ({e.filename or writer.root})"
+    return _Saved(event, tuple(saved), error, hosted)
 
 
-def _advance(frame: Frame, event, progress: ProgressText) -> Frame:
+def _advance(frame: Frame, event, progress: RunProgress) -> Frame:
     if isinstance(event, cc.Started):
         mode = event.request.mode
-        status = "Stage C (prior) · starting" if mode == "text" else f"{mode.capitalize()} · preparing the picture…"
+        status = "Composition · starting" if mode == "text" else f"{mode.capitalize()} · preparing the picture…"
         return dataclasses.replace(frame, status=status, notices=event.notices, request=event.request)
     if isinstance(event, cc.StageProgress):
-        frame = dataclasses.replace(frame, status=progress.line(event.stage, event.step, event.total, event.elapsed),
-                                    notices=())
+        shown = progress.update(event.stage, event.step, event.total, event.elapsed)
+        frame = dataclasses.replace(frame, status=shown.text, progress=shown.fraction, notices=())
         if event.previews:
             sheet = contact_sheet(event.previews, longest=PREVIEW_LONGEST if event.stage == "stage_c" else 0)
             frame = dataclasses.replace(frame, **{event.stage: sheet})
         return frame
     if isinstance(event, cc.StageDone):
         if event.stage == "inputs":
-            status = f"Picture prepared in {event.seconds:.1f} s · Stage C (prior) · starting"
+            status = f"Picture prepared in {event.seconds:.1f} s · Composition · starting"
             return dataclasses.replace(frame, inputs=contact_sheet(event.previews), notices=(), status=status)
         if event.stage == "stage_c" and event.previews:
             frame = dataclasses.replace(frame, stage_c=contact_sheet(event.previews, longest=PREVIEW_LONGEST))
-        return dataclasses.replace(frame, status=f"{STAGE_NAMES.get(event.stage, event.stage)} done in "
+        return dataclasses.replace(frame, status=f"{STAGES.get(event.stage, event.stage)} done in "
                                                  f"{event.seconds:.1f} s", notices=())
+    if isinstance(event, cc.Finished):  # explore: previews, nothing saved
+        n = len(event.images)
+        return dataclasses.replace(frame, images=event.images, settings=event.settings, compositions=event.compositions,
+                                   progress=1.0, notices=(), status=f"Done: {n} composition{'s' if n > 1 else ''} in "
+                                                                    f"{event.timings.get('total', 0.0):.1f} s")
     if isinstance(event, _Saved):
         images, seconds = event.event.images, event.event.timings.get("total", 0.0)
         done = f"Done: {len(images)} image{'s' if len(images) > 1 else ''} in {seconds:.1f} s"
         if event.error:
+            where = "" if event.hosted else " or choose another --outputs folder"
             status = (f"{done}, but {len(images) - len(event.saved)} could not be saved: {event.error}. "
-                      "Free disk space or choose another --outputs folder; the image shown is not on disk.")
+                      f"Free disk space{where}; the image shown is not on disk.")
         else:
-            status = f"{done}, saved to {event.saved[0].path.parent}"
+            status = f"{done}, saved" if event.hosted else f"{done}, saved to {event.saved[0].path.parent}"
         return dataclasses.replace(frame, stage_b=contact_sheet(images), saved=event.saved, unsaved=event.error,
                                    images=images, unblended=event.event.unblended, settings=event.event.settings,
-                                   notices=(), status=status)
+                                   notices=(), status=status, progress=1.0)
     if isinstance(event, cc.Cancelled):
         return dataclasses.replace(frame, notices=(),
-                                   status=f"Stopped during {STAGE_NAMES.get(event.stage, event.stage)} after step "
+                                   status=f"Stopped during {STAGES.get(event.stage, event.stage)} after step "
                                           f"{event.step} ({event.elapsed:.1f} s). Ready for the next run.")
     return frame

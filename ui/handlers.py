@@ -1,45 +1,86 @@
-"""Event handlers of the page and the API: plain functions over component values and state.
+"""Run handlers of the page and the API: Generate, Explore, Finish, a gallery action's one run, Stop.
 
-Handler outputs are tuples in the order the layout wires them (see ui/layout.py).
+Page runs answer with `PageOut` tuples, in the order ui/layout.py wires them. A request the
+engine refuses shows the engine's own message in the status line and a toast, and marks the
+control it is about (`error_html`; ui/studio.js does the marking).
 """
 from __future__ import annotations
 
 import dataclasses
 import html
-import os
+import secrets
 from typing import NamedTuple
 
 import cascade_core as cc
 import gradio as gr
-import pandas as pd  # a gradio dependency; styles the compare table
 from cascade_core.picture import Picture
 
-from . import gallery, pictures
+from . import explore, gallery, pictures
 from .display_files import DisplayFiles, display_files
+from .fields import FIELD_CONTROLS
 from .generation import Frame, Services, StudioError, stream
 from .markdown import md_escape
-from .outputs import find_saved, load_saved, relative_name
 from .presets import CUSTOM_SIZE, Presets, apply_style
+from .summary import summary_markdown
 
-REFINE_FACTOR = 1.5
 _NOTHING_YET = object()  # no live image sent yet: the first frame replaces (or clears) the last run's
 PAGE_IMAGE_FORMAT = "webp"  # the page's live images, as gr.Image sends them by default: small to send
 API_IMAGE_FORMAT = "png"  # /generate's images are lossless (the format of its components in ui/layout.py)
-MAX_REMEMBERED = 200  # gallery images the browser keeps across page reloads
+REFINE_FACTOR = 1.5
+
+
+class PageOut(NamedTuple):
+    """The outputs of a page run, by name (ui/layout.py passes the components in this order)."""
+    progress: object
+    status: object
+    stage_c: object
+    canvas: object
+    control_map: object
+    gallery: object
+    items: object
+    seed: object
+    selected: object
+    detail: object
+    summary: object
+    error: object
+    download: object
+
+
+def _out(**values) -> tuple:
+    """A PageOut with `values` set and every other output left as the page shows it."""
+    return tuple(PageOut(**{name: values.get(name, gr.skip()) for name in PageOut._fields}))
+
+
+def progress_html(fraction: float, label: str = "") -> str:
+    """The progress bar: a stage label and the share of the whole run (the tab's title follows it)."""
+    percent = max(0, min(100, round(100 * fraction)))
+    return (f'<div class="run-progress" data-percent="{percent}" data-stage="{html.escape(label)}">'
+            f'<div class="run-progress-bar" style="width:{percent}%"></div></div>')
+
+
+def error_html(field: str | None, message: str) -> str:
+    """The marker studio.js reads to show `message` next to the control of `field` (nothing if none)."""
+    control = FIELD_CONTROLS.get(field or "")
+    if control is None:
+        return ""
+    return f'<span class="field-error-marker" data-control="{control}" data-message="{html.escape(message)}"></span>'
 
 
 def _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
              decoder_guidance, num_images) -> cc.GenerationRequest:
-    """Component values → a request; the engine validates it (RequestError names the field)."""
+    """Values as typed → a request; the engine validates it (RequestError names the field). An empty or
+    negative seed means a new random one, as in AUTOMATIC1111 (-1)."""
     seed = None if seed is None or seed == "" or (isinstance(seed, (int, float)) and seed < 0) else seed
     return cc.GenerationRequest(prompt or "", negative_prompt or "", width, height, seed, prior_steps,
                                 prior_guidance, decoder_steps, decoder_guidance, num_images)
 
 
-def _refused(message: str) -> tuple:
-    """The page's outputs when a run could not start or failed: the message in the status line."""
+def _refusal(message: str, field: str | None = None, progress: float = 0.0) -> dict:
+    """The page's outputs when a run could not start or failed: the engine's message in the status line,
+    in a toast, and beside the control it is about."""
     gr.Warning(html.escape(message))  # toasts render HTML: show the message as text
-    return gr.skip(), gr.skip(), f"**Not generated:** {md_escape(message)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return dict(status=f"**Not generated:** {md_escape(message)}", error=error_html(field, message),
+                progress=progress_html(progress, "Not generated"))
 
 
 def _show_notices(frame: Frame) -> None:
@@ -74,26 +115,14 @@ def _unblended_images(frame: Frame, files: DisplayFiles) -> list | None:
     return [(files.path(image), gallery.caption(s)) for image, s in zip(frame.unblended, frame.settings)] or None
 
 
-class Reused(NamedTuple):
-    """The controls an image's settings set again: the `controls` of ui/layout.py, by the same names."""
-    prompt: str
-    negative: str
-    style: str
-    width: int | None
-    height: int | None
-    seed: int | None
-    randomize: bool
-    prior_steps: int | None
-    prior_guidance: float | None
-    decoder_steps: int | None
-    decoder_guidance: float | None
-
-    def outputs(self, *more) -> tuple:
-        """A handler's outputs: these controls in their order, then `more` (the image count)."""
-        return (*self, *more)
+def _styled(presets: Presets, style, prompt, negative_prompt) -> tuple[str, str, dict]:
+    """The prompts with the style's template applied, and what to save to remake them as typed."""
+    styled, styled_negative = apply_style(presets.styles.get(style), prompt or "", negative_prompt or "")
+    return styled, styled_negative, {"style": style, "user_prompt": prompt or "",
+                                     "user_negative_prompt": negative_prompt or ""}
 
 
-def _refined(steps: int) -> int:
+def refined(steps: int) -> int:
     return min(200, round(steps * REFINE_FACTOR))
 
 
@@ -101,7 +130,7 @@ class Handlers:
     def __init__(self, services: Services, presets: Presets):
         self.services, self.presets = services, presets
 
-    # --- generation -------------------------------------------------------------------------
+    # --- the API ----------------------------------------------------------------------------
     def api_generate(self, prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance,
                      decoder_steps, decoder_guidance, num_images, request: gr.Request):
         """/generate: yields (stage C preview, Stage B image, final images, settings JSON, status)."""
@@ -139,66 +168,157 @@ class Handlers:
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
+    # --- the page's runs --------------------------------------------------------------------
     def ui_generate(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
                     decoder_steps, decoder_guidance, num_images, style, items, request: gr.Request,
                     mode=pictures.DEFAULT_MODE, picture=None, editor=None, strength=pictures.Panel.strength,
                     margin=pictures.DEFAULT_MARGIN, control_scale=1.0):
-        """The page's Generate: outputs (stage C, stage B, status, gallery, items, seed, control map).
-
-        The image panel's values follow `request` (Gradio passes that by its type), so that a call
-        without them is text to image; the panel's picture, if any, goes in as its mode says.
-        """
-        template = self.presets.styles.get(style)
-        styled, styled_negative = apply_style(template, prompt or "", negative_prompt or "")
+        """The page's Generate (PageOut). The image panel's values follow `request` (Gradio passes that by its
+        type), so that a call without them is text to image; the panel's picture goes in as its mode says."""
+        styled, styled_negative, extra = _styled(self.presets, style, prompt, negative_prompt)
         req = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
                        prior_guidance, decoder_steps, decoder_guidance, num_images)
-        extra = {"style": style, "user_prompt": prompt or "", "user_negative_prompt": negative_prompt or ""}
         try:
             panel = pictures.Panel(mode, picture, editor, strength, margin, control_scale)
             req = dataclasses.replace(req, **pictures.panel_fields(panel))
         except cc.RequestError as e:
-            yield _refused(str(e))
+            yield _out(**_refusal(str(e), e.field))
             return
         yield from self._page_run(req, extra, items, request.session_hash)
 
     def ui_once(self, once, items, request: gr.Request):
-        """A gallery action's one run (Vary, Upscale 2×) from the selected image: the page's outputs, the
-        seed and the other controls left as they are for the next Generate."""
+        """A gallery action's one run from the selected image (Variations, Refine, Vary, Upscale 2×): the
+        controls are left as they are for the next Generate."""
         if not once:
             return
-        settings = once["settings"]
         try:
-            req, extra = pictures.from_gallery(once["path"], settings, once["action"], once["count"],
-                                               self.presets.quality["balanced"])
+            req, extra = self._once_request(once)
         except cc.RequestError as e:
-            yield _refused(str(e))
+            yield _out(**_refusal(str(e), e.field))
             return
         yield from self._page_run(req, extra, items, request.session_hash, show_seed=False)
 
-    def _page_run(self, req: cc.GenerationRequest, extra: dict, items, session: str, show_seed: bool = True):
+    def _once_request(self, once: dict) -> tuple[cc.GenerationRequest, dict]:
+        settings, action, count = once["settings"], once["action"], once["count"]
+        if action in ("variations", "refine"):
+            q = self.presets.quality["balanced"]
+            values = {k: settings.get(k, q.get(k)) for k in ("prior_steps", "prior_guidance", "decoder_steps",
+                                                              "decoder_guidance")}
+            if action == "refine":
+                values["prior_steps"], values["decoder_steps"] = (refined(values["prior_steps"]),
+                                                                  refined(values["decoder_steps"]))
+            seed = settings.get("seed") if action == "refine" else None
+            req = _request(settings.get("prompt", ""), settings.get("negative_prompt", ""), settings.get("width"),
+                           settings.get("height"), seed, num_images=count if action == "variations" else 1, **values)
+            extra = {k: settings[k] for k in ("style", "user_prompt", "user_negative_prompt") if k in settings}
+            return req, extra
+        return pictures.from_gallery(once["path"], settings, action, count, self.presets.quality["balanced"])
+
+    def ui_finish(self, explored, picked, items, request: gr.Request):
+        """Finish the chosen compositions (Stage B and Stage A only), a batch of up to eight at a time."""
+        groups = explore.finish_groups(explored or [], picked or [])
+        if not groups:
+            yield _out(**_refusal("Choose one or more compositions first: click them in the Explore tab."))
+            return
+        for group in groups:
+            compositions = tuple(entry["composition"] for entry in group)
+            items, failed = yield from self._page_run(compositions[0].request, group[0]["extra"], items,
+                                                      request.session_hash, show_seed=False, compositions=compositions)
+            if failed:
+                return
+
+    def _page_run(self, req: cc.GenerationRequest, extra: dict, items, session: str, show_seed: bool = True,
+                  compositions: tuple = ()):
         """A run's page outputs. A live image is sent when it changes; otherwise gr.skip() keeps the one the
-        page shows."""
+        page shows. When it ends, the canvas shows its first image, selected. Returns (items, whether it failed)."""
         shown = [_NOTHING_YET] * 3  # the live images' files as last sent (None: cleared)
         try:
             with display_files(PAGE_IMAGE_FORMAT) as files:
-                for frame in stream(self.services, session, req, extra):
+                for frame in stream(self.services, session, req, extra, compositions=compositions):
                     _show_notices(frame)
                     if frame.unsaved:
                         gr.Warning(html.escape(f"Not saved: {frame.unsaved}"))
                     _show_saved(frame, files)
                     live = [files.path(frame.stage_c), files.path(frame.stage_b), files.path(frame.inputs)]
-                    stage_c, stage_b, inputs = (gr.skip() if new == old else new for new, old in zip(live, shown))
+                    stage_c, canvas, inputs = (gr.skip() if new == old else new for new, old in zip(live, shown))
                     shown = live
-                    if frame.images:
-                        items = gallery.add_items(items, [gallery.make_item(s.path, s.settings) for s in frame.saved])
-                        yield (stage_c, stage_b, md_escape(frame.status), gallery.gallery_value(items), items,
-                               frame.request.seed if show_seed else gr.skip(), inputs)
-                    else:
-                        yield stage_c, stage_b, md_escape(frame.status), gr.skip(), gr.skip(), gr.skip(), inputs
+                    step = dict(progress=progress_html(frame.progress, frame.status.split(" · ")[0]),
+                                status=md_escape(frame.status), stage_c=stage_c, canvas=canvas, control_map=inputs,
+                                error="")
+                    if frame.images and frame.saved:
+                        new = [gallery.make_item(s.path, s.settings) for s in frame.saved]
+                        items = gallery.add_items(items, new)
+                        first = new[0]
+                        step.update(canvas=first["path"], gallery=gallery.gallery_value(items), items=items,
+                                    selected=first["path"], detail=gr.update(visible=True),
+                                    summary=summary_markdown(first["settings"]), download=first["path"])
+                        if show_seed:
+                            step["seed"] = frame.request.seed
+                    yield _out(**step)
         except StudioError as e:
-            yield _refused(str(e))
+            yield _out(**_refusal(str(e), e.field))
+            return items, True
+        return items, False
 
-    # --- image panel ------------------------------------------------------------------------
+    def ui_explore(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
+                   decoder_steps, decoder_guidance, style, count, request: gr.Request):
+        """Explore: Stage C alone for `count` consecutive seeds; the previews fill the Explore grid a batch at a
+        time. Outputs: progress, status, composition preview, explore grid, explored, picked, seed, error."""
+        def refused(message, field=None):
+            r = _refusal(message, field)
+            return r["progress"], r["status"], gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), r["error"]
+
+        styled, styled_negative, extra = _styled(self.presets, style, prompt, negative_prompt)
+        base = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
+                        prior_guidance, decoder_steps, decoder_guidance, 1)
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or not 1 <= count <= explore.MAX_EXPLORE \
+                or count != int(count):
+            yield refused(f"explore: {count!r} compositions; choose a whole number from 1 to {explore.MAX_EXPLORE}",
+                          "explore_count")
+            return
+        try:
+            first = base.validated()[0].seed if base.seed is not None else secrets.randbelow(2**32)
+        except cc.RequestError as e:
+            yield refused(str(e), e.field)
+            return
+        runs = explore.batches(first, int(count))
+        explored: list[dict] = []
+        try:
+            with display_files(PAGE_IMAGE_FORMAT) as files:
+                for k, (seed0, n) in enumerate(runs):
+                    req = dataclasses.replace(base, seed=seed0, num_images=n)
+                    for frame in stream(self.services, request.session_hash, req, extra, explore=True):
+                        _show_notices(frame)
+                        share = (k + frame.progress) / len(runs)
+                        status = f"Exploring {len(explored) + n if frame.compositions else len(explored)}/{count} · " \
+                                 f"{frame.status}"
+                        grid = picked = gr.skip()
+                        if frame.compositions:
+                            explored = explored + [{"composition": c, "preview": image, "extra": extra}
+                                                   for c, image in zip(frame.compositions, frame.images)]
+                            grid, picked = explore.gallery_value(explored, []), []
+                        yield (progress_html(share, "Exploring"), md_escape(status), files.path(frame.stage_c), grid,
+                               explored if frame.compositions else gr.skip(), picked,
+                               first if k == 0 and frame.request is not None else gr.skip(), "")
+        except StudioError as e:
+            yield refused(str(e), e.field)
+
+    def pick(self, explored, picked, evt: gr.SelectData):
+        """A click on a composition chooses it or unchooses it: (grid, picked, Finish button)."""
+        if evt.index is None or not 0 <= evt.index < len(explored or []):
+            return gr.skip(), gr.skip(), gr.skip()
+        picked = explore.toggle(picked or [], evt.index)
+        return explore.gallery_value(explored, picked), picked, gr.update(value=explore.finish_label(picked))
+
+    def pick_none(self, explored):
+        return explore.gallery_value(explored or [], []), [], gr.update(value=explore.finish_label([]))
+
+    def stop(self, request: gr.Request) -> str:
+        """Stop this session's run; it ends within one engine step."""
+        found = self.services.stops.stop(request.session_hash)
+        return "Stopping…" if found else "Nothing is running."
+
+    # --- the image panel --------------------------------------------------------------------
     def check_picture(self, payload):
         """A picture dropped, pasted or uploaded (the upload as sent, not yet opened by Gradio): kept if the
         engine can use it, else removed, with the engine's message in the status line."""
@@ -227,17 +347,11 @@ class Handlers:
                 pictures.HELP.get(mode, ""),
                 gr.update(label=pictures.panel_label(mode, picture)))
 
-    def stop(self, request: gr.Request) -> str:
-        """Stop this session's run; it ends within one engine step."""
-        found = self.services.stops.stop(request.session_hash)
-        return "Stopping…" if found else "Nothing is running."
-
-    # --- model status -----------------------------------------------------------------------
+    # --- model status and presets -----------------------------------------------------------
     def model_status(self):
         holder = self.services.holder
         return holder.status_markdown(), gr.Timer(active=not holder.finished)
 
-    # --- presets ----------------------------------------------------------------------------
     def apply_size(self, name):
         width, height = self.presets.sizes.get(name, (gr.skip(), gr.skip()))
         return width, height
@@ -251,123 +365,3 @@ class Handlers:
         if q is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return q["prior_steps"], q["prior_guidance"], q["decoder_steps"], q["decoder_guidance"]
-
-    # --- gallery ----------------------------------------------------------------------------
-    def select(self, items, evt: gr.SelectData):
-        """A gallery click: (selected path, settings table, download file, detail visibility)."""
-        if evt.index is None or not 0 <= evt.index < len(items):
-            return None, [], None, gr.update(visible=False)
-        item = items[evt.index]
-        return item["path"], gallery.settings_rows(item["settings"]), item["path"], gr.update(visible=True)
-
-    def _selected(self, items, path) -> dict:
-        for item in items:
-            if item["path"] == path:
-                return item["settings"]
-        raise gr.Error("Select an image in the gallery first.", print_exception=False)
-
-    def _reused(self, items, path) -> Reused:
-        """All settings of the selected image (prompt and style as typed)."""
-        s = self._selected(items, path)
-        style = s.get("style") if s.get("style") in self.presets.styles else None
-        prompt, negative = s.get("prompt", ""), s.get("negative_prompt", "")
-        if style:  # as typed, before the style template
-            prompt, negative = s.get("user_prompt", prompt), s.get("user_negative_prompt", negative)
-        return Reused(prompt, negative, style or "None", s.get("width"), s.get("height"), s.get("seed"), False,
-                      s.get("prior_steps"), s.get("prior_guidance"), s.get("decoder_steps"), s.get("decoder_guidance"))
-
-    def reuse_all(self, items, path) -> tuple:
-        """Controls ← all settings of the selected image."""
-        return self._reused(items, path).outputs()
-
-    def reuse_seed(self, items, path):
-        return self._selected(items, path).get("seed"), False
-
-    def variations(self, items, path, count) -> tuple:
-        """Same settings, new seeds: randomize on and `count` images."""
-        return self._reused(items, path)._replace(randomize=True).outputs(int(count))
-
-    def refine(self, items, path) -> tuple:
-        """Same seed, more steps (×1.5 on both stages), one image."""
-        reused = self._reused(items, path)
-        return reused._replace(prior_steps=_refined(reused.prior_steps),
-                               decoder_steps=_refined(reused.decoder_steps)).outputs(1)
-
-    def use_as_input(self, items, path):
-        """(picture, panel): the selected image into the image panel, opened."""
-        self._selected(items, path)
-        return path, gr.update(open=True)
-
-    def vary_subtle(self, items, path, count) -> dict:
-        return self._once(items, path, "vary subtle", count)
-
-    def vary_strong(self, items, path, count) -> dict:
-        return self._once(items, path, "vary strong", count)
-
-    def upscale(self, items, path) -> dict:
-        return self._once(items, path, "upscale", 1)
-
-    def _once(self, items, path, action: str, count) -> dict:
-        """What ui_once runs: the action on the selected image (read now, in click order)."""
-        return {"path": path, "settings": self._selected(items, path), "action": action, "count": int(count)}
-
-    def load_outputs(self, items):
-        """Add the images in the outputs folder that this tab's gallery lacks (newest first)."""
-        known = {item["path"] for item in items}
-        found = [gallery.make_item(s.path, s.settings) for s in load_saved(self.services.writer.root)
-                 if str(s.path) not in known]
-        items = sorted(items + found, key=lambda item: _mtime(item["path"]), reverse=True)
-        return gallery.gallery_value(items), items, f"Loaded {len(found)} image(s) from the outputs folder."
-
-    def remember(self, items) -> list[str]:
-        """What the browser keeps of this tab's gallery: the images' names in the outputs folder."""
-        names = (relative_name(self.services.writer.root, item["path"]) for item in items)
-        return [name for name in names if name][:MAX_REMEMBERED]
-
-    def restore(self, names, items):
-        """On page load: the gallery back from the names the browser kept; any other name is skipped."""
-        if items or not isinstance(names, list):
-            return gr.skip(), gr.skip()
-        found = (find_saved(self.services.writer.root, name) for name in names[:MAX_REMEMBERED])
-        items = [gallery.make_item(s.path, s.settings) for s in found if s]
-        return gallery.gallery_value(items), items
-
-    def clear(self):
-        return [], [], [], None, gr.update(visible=False), "Gallery cleared (the files stay in the outputs folder)."
-
-    # --- compare ----------------------------------------------------------------------------
-    def toggle_compare(self, chosen, path):
-        if not path:
-            raise gr.Error("Select an image in the gallery first.", print_exception=False)
-        chosen = gallery.toggle_compare(chosen, path)
-        return chosen, gr.update(label=f"Compare ({len(chosen)})")
-
-    def clear_compare(self):
-        return [], gr.update(label="Compare (0)")
-
-    def compare_view(self, items, chosen):
-        """(images side by side, diff table with differing rows highlighted, note)."""
-        by_path = {item["path"]: item for item in items}
-        picked = [by_path[p] for p in chosen if p in by_path]
-        if len(picked) < 2:
-            return [], None, "Choose 2–4 images: select one in the gallery, then **Add to compare**."
-        rows, differs = gallery.diff_rows([item["settings"] for item in picked])
-        headers = ["setting"] + [f"image {k + 1}" for k in range(len(picked))]
-        table = _highlight(rows, differs, headers)
-        note = f"{sum(differs)} setting(s) differ, highlighted."
-        return [(item["path"], f"image {k + 1}: {item['caption']}") for k, item in enumerate(picked)], table, note
-
-
-def _highlight(rows, differs, headers):
-    """The diff table as a styled frame: rows whose values differ get a yellow background."""
-    frame = pd.DataFrame(rows, columns=headers)
-    style = "background-color: #fff3bf; color: #5c3c00; font-weight: 600"
-    return frame.style.apply(lambda row: [style if differs[row.name] else ""] * len(row), axis=1)
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
-

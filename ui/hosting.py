@@ -1,6 +1,8 @@
 """Hosting: `spaces.GPU` (ZeroGPU) around generation on Spaces, and a warning when exposed without a login."""
 from __future__ import annotations
 
+import os
+
 try:
     import spaces
 except ImportError:  # a plain app
@@ -12,6 +14,11 @@ GPU_SECONDS = 120
 def gpu(fn):
     """fn wrapped for ZeroGPU on Spaces; unchanged elsewhere."""
     return spaces.GPU(duration=GPU_SECONDS)(fn) if spaces is not None else fn
+
+
+def on_space() -> bool:
+    """Served as a Hugging Face Space (which sets SPACE_ID): visitors must not read server paths."""
+    return bool(os.environ.get("SPACE_ID"))
 
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
