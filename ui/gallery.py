@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MAX_COMPARE = 4
+MAX_CAPTION_CHARS = 44  # about 40, one short line under a thumbnail
 # Shown first in the settings and compare tables; other keys follow alphabetically.
 KEY_ORDER = ("prompt", "negative_prompt", "seed", "width", "height", "prior_steps", "prior_guidance",
              "decoder_steps", "decoder_guidance", "mode", "strength", "control", "control_scale", "margin",
@@ -12,13 +13,27 @@ KEY_ORDER = ("prompt", "negative_prompt", "seed", "width", "height", "prior_step
 
 
 def caption(settings: dict) -> str:
-    """seed · size · mode (of a picture's image) · time, the gallery caption of one image."""
-    text = f"seed {settings.get('seed', '?')} · {settings.get('width', '?')}×{settings.get('height', '?')}"
+    """The gallery caption of one image: seed · size · mode (of a picture's image) · time · steps.
+
+    E.g. "seed 42 · 1024×1024 · 12.3 s · 20+10 steps" (Stage C + Stage B steps; "seconds" is the
+    run's time, for the whole batch). Past MAX_CAPTION_CHARS the steps drop their word, as the long
+    seeds of random runs need: "seed 3141592653 · 1024×1024 · 12.3 s · 20+10".
+    """
+    parts = [f"seed {settings.get('seed', '?')}", f"{settings.get('width', '?')}×{settings.get('height', '?')}"]
     if settings.get("mode") not in (None, "text"):
-        text += f" · {settings['mode']}"
-    if isinstance(settings.get("seconds"), (int, float)):
-        text += f" · {settings['seconds']:.1f} s"
+        parts.append(str(settings["mode"]))
+    if _is_number(settings.get("seconds")):
+        parts.append(f"{settings['seconds']:.1f} s")
+    text = " · ".join(parts)
+    steps = settings.get("prior_steps"), settings.get("decoder_steps")
+    if all(_is_number(s) for s in steps):
+        short = f"{text} · {steps[0]}+{steps[1]}"
+        return short + " steps" if len(short) + len(" steps") <= MAX_CAPTION_CHARS else short
     return text
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def make_item(path: str | Path, settings: dict) -> dict:
@@ -28,6 +43,11 @@ def make_item(path: str | Path, settings: dict) -> dict:
 def add_items(items: list[dict], new: list[dict]) -> list[dict]:
     """New images go first, in their batch order; nothing is dropped."""
     return list(new) + list(items)
+
+
+def remove_item(items: list[dict], path: str) -> list[dict]:
+    """The gallery without the image at `path` (this tab's list only; the file stays, see ui/outputs.delete_saved)."""
+    return [item for item in items if item["path"] != str(path)]
 
 
 def gallery_value(items: list[dict]) -> list[tuple[str, str]]:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image as PILImage
 from PIL.Image import Image
 
-from cascade_core.images import read_settings, save_png
+from cascade_core.images import JSON_CHUNK, read_settings, save_png
+
+DAY_FOLDER = re.compile(r"\d{4}-\d\d-\d\d")  # the writer's YYYY-MM-DD
+SAVED_NAME = re.compile(r"\d{6}-(?:\d+|x)(?:-\d+)?\.png")  # the writer's HHMMSS-SEED[-n].png
 
 
 @dataclass(frozen=True)
@@ -120,3 +126,78 @@ def find_saved(root: str | os.PathLike, name) -> SavedImage | None:
     except (OSError, RuntimeError):
         return None
     return _with_settings(path)
+
+
+class DeleteRefused(ValueError):
+    """An image was not deleted; the message says why, for the user."""
+
+
+def owned_png(root: str | os.PathLike, path) -> Path | None:
+    """`path` (absolute, or DATE/FILE.png under root) if it is a PNG this studio wrote into root, else None.
+
+    It must be named as the writer names files (root/YYYY-MM-DD/HHMMSS-SEED[-n].png), be a plain
+    file in a plain folder (no symbolic link on the way, no `..`) and carry the studio's settings chunk.
+    """
+    root = Path(root).resolve()
+    if not isinstance(path, (str, os.PathLike)) or "\0" in str(path):
+        return None
+    candidate = Path(os.path.abspath(root / path))  # `..` removed by name, links not followed
+    if candidate.parent.parent != root or not DAY_FOLDER.fullmatch(candidate.parent.name) \
+            or not SAVED_NAME.fullmatch(candidate.name):
+        return None
+    try:
+        if not stat.S_ISDIR(os.lstat(candidate.parent).st_mode) or not stat.S_ISREG(os.lstat(candidate).st_mode):
+            return None
+        with PILImage.open(candidate, formats=["PNG"]) as image:
+            return candidate if JSON_CHUNK in image.info else None
+    except (OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError):
+        return None
+
+
+def delete_saved(root: str | os.PathLike, path) -> tuple[Path, ...]:
+    """Delete a PNG this studio wrote into root (see owned_png) and its JSON sidecar; the files removed.
+
+    Raises DeleteRefused for any other file (nothing is touched) or when the folder refuses.
+    """
+    png = owned_png(root, path)
+    if png is None:
+        raise DeleteRefused("Only images this studio saved in its outputs folder can be deleted; nothing was deleted.")
+    removed = []
+    try:
+        for target in (png, png.with_suffix(".json")):
+            if _unlink_plain_file(png.parent, target.name):
+                removed.append(target)
+    except OSError as e:
+        raise DeleteRefused(f"Could not delete {png.name}: {e.strerror or e}") from None
+    if not removed or removed[0] != png:
+        raise DeleteRefused(f"{png.name} is no longer in the outputs folder.")
+    return tuple(removed)
+
+
+def _unlink_plain_file(folder: Path, name: str) -> bool:
+    """Remove folder/name if it is a plain file, never through a symbolic link; False if it is not one.
+
+    Where the OS allows it, the folder is opened without following a link and the file is checked
+    and removed relative to it, so a folder swapped for a link after the check changes nothing.
+    """
+    if os.unlink not in os.supports_dir_fd:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return False
+        try:
+            if not stat.S_ISREG(os.lstat(folder / name).st_mode):
+                return False
+        except FileNotFoundError:
+            return False
+        os.unlink(folder / name)
+        return True
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            if not stat.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                return False
+        except FileNotFoundError:
+            return False
+        os.unlink(name, dir_fd=fd)
+        return True
+    finally:
+        os.close(fd)

@@ -29,3 +29,20 @@ def test_toggle_compare_keeps_at_most_four():
         chosen = gallery.toggle_compare(chosen, key)
     assert chosen == ["b", "c", "d", "e"]
     assert gallery.toggle_compare(chosen, "c") == ["b", "d", "e"]
+
+
+def test_caption_with_steps_keeps_to_about_40_characters():
+    settings = {"seed": 42, "width": 1024, "height": 1024, "seconds": 12.34, "prior_steps": 20, "decoder_steps": 10}
+    assert gallery.caption(settings) == "seed 42 · 1024×1024 · 12.3 s · 20+10 steps"
+    long_seed = gallery.caption({**settings, "seed": 3141592653})
+    assert long_seed == "seed 3141592653 · 1024×1024 · 12.3 s · 20+10"  # a random run's seed: the word goes
+    assert len(long_seed) <= gallery.MAX_CAPTION_CHARS
+    assert gallery.caption({**settings, "mode": "remix", "seconds": None}) == "seed 42 · 1024×1024 · remix · 20+10 steps"
+    assert gallery.caption({"seed": 1, "width": 8, "height": 8, "prior_steps": True, "decoder_steps": 2}) == \
+        "seed 1 · 8×8"  # a flag is not a step count
+
+
+def test_remove_item_drops_only_that_image():
+    a, b = gallery.make_item("/a.png", {"seed": 1}), gallery.make_item("/b.png", {"seed": 2})
+    assert gallery.remove_item([a, b], "/a.png") == [b]
+    assert gallery.remove_item([a, b], "/c.png") == [a, b]
