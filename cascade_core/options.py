@@ -18,6 +18,7 @@ WEIGHTS = ("bf16", "fp32")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 OFFLOAD_MODES = ("none", "model", "sequential")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+MAX_BATCH_REQUESTS = 16
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 _HELP = {
@@ -32,6 +33,10 @@ _HELP = {
     "offload": "model: only the running stage on the GPU; sequential: weights streamed per layer (README, Memory)",
     "compile": "torch.compile the denoising steps (faster steps after a one-time compile, cached on disk; README, Speed)",
     "force_float16": "run Stage C in float16 too (may give NaN images)",
+    "cuda_graphs": "replay each denoising step from a CUDA graph captured once per image size and batch "
+                   "(CUDA, --offload none; README, Speed)",
+    "batch_requests": f"serve up to N requests at once, their same-size steps batched into one network call "
+                      f"(1: one at a time; at most {MAX_BATCH_REQUESTS}; README, Serving many users)",
 }
 _CHOICES = {"variant": VARIANTS, "weights": WEIGHTS, "dtype": DTYPES, "offload": OFFLOAD_MODES,
             "compile": COMPILE_MODES}
@@ -53,6 +58,8 @@ class EngineOptions:
     offload: str = "none"
     compile: str = "none"
     force_float16: bool = False
+    cuda_graphs: bool = False
+    batch_requests: int = 1  # requests served at once by batching.Batcher (the studio's queue)
 
     def __post_init__(self):
         for name, allowed in _CHOICES.items():
@@ -62,6 +69,11 @@ class EngineOptions:
             raise OptionsError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
         if self.compile != "none" and self.offload != "none" and self.device != "cpu":
             raise OptionsError("compile needs --offload none: compiled steps keep their weights on the device")
+        if self.cuda_graphs and (self.offload != "none" or self.compile == "reduce-overhead"):
+            raise OptionsError("cuda-graphs needs --offload none (a graph replays fixed weight addresses) and a "
+                               "--compile other than reduce-overhead (which makes its own graphs)")
+        if not isinstance(self.batch_requests, int) or not 1 <= self.batch_requests <= MAX_BATCH_REQUESTS:
+            raise OptionsError(f"batch-requests {self.batch_requests!r} is outside 1–{MAX_BATCH_REQUESTS}")
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -72,6 +84,8 @@ class EngineOptions:
             flag = "--" + field.name.replace("_", "-")
             if field.type == "bool":
                 parser.add_argument(flag, action="store_true", help=_HELP[field.name])
+            elif field.type == "int":
+                parser.add_argument(flag, type=int, default=field.default, help=_HELP[field.name])
             elif field.name == "model":
                 parser.add_argument(flag, default=os.environ.get("CASCADE_MODEL", DEFAULT_MODEL), help=_HELP["model"])
             else:

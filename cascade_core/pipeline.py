@@ -15,11 +15,11 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Generator, Iterator, Sequence
 
 import torch
 
-from . import sampling
+from . import cuda_graphs, sampling
 from .devices import dtype_of, synchronize, trim_host_heap, upload
 from .image_conditions import StageCSetup, blend, stage_c_setup
 from .errors import RequestError
@@ -73,7 +73,7 @@ class _NetworkRun:
         return self.net.prepare(**{k: _cast(v, self.dtype) for k, v in cond.items()}, **self.fixed)
 
     def step(self, x, r, prepared):
-        return self.net.step(x.to(self.dtype), r, prepared).float()
+        return cuda_graphs.step(self.net, x.to(self.dtype), r, prepared).float()  # replayed, if graphs are on
 
 
 def _cast(condition, dtype: torch.dtype):
@@ -121,6 +121,19 @@ class _Request:
         return upload(sampling.draw_noise(self.generators, shape), self.model.device)
 
 
+@dataclass(frozen=True)
+class StepCall:
+    """What a request's coroutine yields before each denoising step; it is sent back the predicted
+    noise `denoise(x, r)`, computed alone (`alone`) or with other requests' rows (batching.Batcher)."""
+    stage: str  # "stage_c" or "stage_b"
+    denoise: sampling.Guided
+    x: torch.Tensor  # (B, C, h, w) fp32, the sampler's state
+    r: torch.Tensor  # (B,) the step's noise level
+
+
+Steps = Generator["Event | StepCall", "torch.Tensor | None", None]  # a request as a coroutine (see StepCall)
+
+
 def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading.Event | None = None,
              preview_every: int = 5, decode_every: int = 2, keep_tensors: bool = False,
              stage_c_only: bool = False) -> Iterator[Event]:
@@ -133,6 +146,32 @@ def generate(model: CascadeModel, request: GenerationRequest, *, stop: threading
     stage_c_only: end after the preview (explore): Finished holds the previews as its images and the
     `compositions` that `finish()` completes.
     """
+    return alone(model, generation(model, request, stop=stop, preview_every=preview_every,
+                                   decode_every=decode_every, keep_tensors=keep_tensors, stage_c_only=stage_c_only))
+
+
+def alone(model: CascadeModel, steps: Steps) -> Iterator[Event]:
+    """The events of a request's coroutine run by itself: each StepCall is one call of its own batch."""
+    try:
+        item = next(steps)
+        while True:
+            if isinstance(item, StepCall):
+                with model.placement.compute():
+                    prediction = item.denoise(item.x, item.r)
+                item = steps.send(prediction)
+            else:
+                yield item
+                item = next(steps)
+    except StopIteration:
+        return
+    finally:
+        steps.close()
+
+
+def generation(model: CascadeModel, request: GenerationRequest, *, stop: threading.Event | None = None,
+               preview_every: int = 5, decode_every: int = 2, keep_tensors: bool = False,
+               stage_c_only: bool = False) -> Steps:
+    """`generate` as a coroutine (same arguments): its events, and a StepCall before each denoising step."""
     request, notices = request.validated()
     seeds = request.seeds()
     run = _Request(model, request, seeds, [torch.Generator().manual_seed(s) for s in seeds],
@@ -180,6 +219,13 @@ def finish(model: CascadeModel, compositions: Sequence[Composition], *, stop: th
     Stage C again. Each image's random stream resumes where its Stage C left it, so each image equals
     `generate`'s for the same request and seed. Raises RequestError if the compositions cannot be finished
     together (they must come from one model, with the same settings apart from the seed)."""
+    return alone(model, finishing(model, compositions, stop=stop, decode_every=decode_every,
+                                  keep_tensors=keep_tensors))
+
+
+def finishing(model: CascadeModel, compositions: Sequence[Composition], *, stop: threading.Event | None = None,
+              decode_every: int = 2, keep_tensors: bool = False) -> Steps:
+    """`finish` as a coroutine (same arguments): its events, and a StepCall before each denoising step."""
     request = _finishable(model, compositions)
     generators = [torch.Generator() for _ in compositions]
     for generator, composition in zip(generators, compositions):
@@ -292,7 +338,7 @@ def _encode_prompts(model: CascadeModel) -> Callable[[str, str], tuple[TextEmbed
 
 
 def _stage_c_denoiser(run: _Request, text: TextEmbedding, negative: TextEmbedding,
-                      setup: StageCSetup) -> sampling.Denoiser:
+                      setup: StageCSetup) -> sampling.Guided:
     """Stage C's guided denoiser: text conditions, the image embedding (the unconditional branch: zeros)
     and the control (the same for both branches, as the official notebooks do)."""
     cond = {"clip_text": run.batch(text.clip_text), "clip_text_pooled": run.batch(text.clip_text_pooled),
@@ -304,7 +350,7 @@ def _stage_c_denoiser(run: _Request, text: TextEmbedding, negative: TextEmbeddin
 
 
 def _stage_b_denoiser(run: _Request, latent_c: torch.Tensor, text: TextEmbedding, negative: TextEmbedding,
-                      shape_b: tuple[int, int, int]) -> sampling.Denoiser:
+                      shape_b: tuple[int, int, int]) -> sampling.Guided:
     """Stage B's guided denoiser: conditioned on Stage C's latent; the unconditional branch gets zeros."""
     cond = {"effnet": latent_c, "clip": run.batch(text.clip_text_pooled)}
     uncond = {"effnet": torch.zeros_like(latent_c), "clip": run.batch(negative.clip_text_pooled)}
@@ -313,10 +359,10 @@ def _stage_b_denoiser(run: _Request, latent_c: torch.Tensor, text: TextEmbedding
                                run.request.decoder_guidance)
 
 
-def _sample(run: _Request, denoise: sampling.Denoiser, how: StageSampling) -> Iterator[Event]:
+def _sample(run: _Request, denoise: sampling.Guided, how: StageSampling) -> Steps:
     """Run one stage's sampler, yielding progress; returns the last prediction x0, or None if stopped.
 
-    Every `how.show_every` steps `how.show` makes images of the current estimate x0; they reach
+    Before each step it yields a StepCall and is sent the predicted noise. Every `how.show_every` steps `how.show` makes images of the current estimate x0; they reach
     the host without stalling the loop (images.PendingImages) and ride on the first progress
     event after they land.
     """
@@ -324,14 +370,15 @@ def _sample(run: _Request, denoise: sampling.Denoiser, how: StageSampling) -> It
     shape = tuple(how.start.shape[1:])
     with compute():
         schedule = sampling.cosine_schedule(how.steps, how.shift, how.t_start)
-        states = sampling.ddpm_sample(denoise, how.start, schedule, lambda: run.noise(shape))
-    x0, pending = None, None
+        levels = schedule.r.to(how.start.device)
+    x, x0, pending = how.start, None, None
     for step in range(1, how.steps + 1):
         if run.stopped():
             yield Cancelled(how.stage, step - 1, run.clock.elapsed())
             return None
+        prediction = yield StepCall(how.stage, denoise, x, levels[step - 1].expand(len(x)))
         with compute():
-            _, x0 = next(states)
+            x, x0 = sampling.ddpm_step(x, prediction, schedule, step - 1, lambda: run.noise(shape))
             if how.show_every and step % how.show_every == 0 and step < how.steps:
                 pending = PendingImages(how.show(x0), step)  # queued behind this step; the loop goes on
         shown = None

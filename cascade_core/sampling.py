@@ -95,22 +95,48 @@ def guidance_rescale(p_cond: torch.Tensor, p_uncond: torch.Tensor, guidance: flo
     return rho * (p * std(p_cond) / (std(p) + 1e-9)) + p * (1 - rho)
 
 
-def guided(net, cond: dict, uncond: dict, guidance: float) -> Denoiser:
+class Guided:
     """A denoiser from a network and its two conditionings; guidance ≤ 1 runs only the conditional one.
 
     `net.prepare(**conditions)` runs here, once per request (conditional and unconditional
-    batched, conditional first, see `_batched`); each step is one `net.step(x, r, prepared)`.
+    batched, conditional first, see `_batched`); each step is one `net.step(x, r, prepared)` on the
+    rows `inputs(x, r)`, whose output `output` turns into the prediction. `guided_together` runs the
+    steps of several such denoisers of one network as one call.
     """
-    if guidance <= 1:
-        prepared = net.prepare(**cond)
-        return lambda x, r: net.step(x, r, prepared)
-    prepared = net.prepare(**{k: _batched(cond[k], uncond[k]) for k in cond})
 
-    def denoise(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        p_cond, p_uncond = net.step(torch.cat([x, x]), torch.cat([r, r]), prepared).chunk(2)
-        return guidance_rescale(p_cond, p_uncond, guidance)
+    def __init__(self, net, cond: dict, uncond: dict, guidance: float):
+        self.net, self.guidance = net, guidance
+        self.both = guidance > 1  # the unconditional branch runs too
+        self.prepared = net.prepare(**({k: _batched(cond[k], uncond[k]) for k in cond} if self.both else cond))
 
-    return denoise
+    def inputs(self, x: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's rows for x (B, …) at levels r (B,): (2B, …) conditional first, or x itself."""
+        return (torch.cat([x, x]), torch.cat([r, r])) if self.both else (x, r)
+
+    def output(self, out: torch.Tensor) -> torch.Tensor:
+        """The predicted noise (B, …) from the network's output on `inputs`' rows."""
+        if not self.both:
+            return out
+        p_cond, p_uncond = out.chunk(2)
+        return guidance_rescale(p_cond, p_uncond, self.guidance)
+
+    def __call__(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return self.output(self.net.step(*self.inputs(x, r), self.prepared))
+
+
+def guided(net, cond: dict, uncond: dict, guidance: float) -> Guided:
+    """The guided denoiser of `net` for one request (see `Guided`)."""
+    return Guided(net, cond, uncond, guidance)
+
+
+def guided_together(calls: Sequence[tuple[Guided, torch.Tensor, torch.Tensor]], prepared) -> list[torch.Tensor]:
+    """Each (denoiser, x, r)'s prediction from one network call: the calls' rows concatenated in order,
+    with `prepared` their denoisers' prepared conditionings joined in the same order
+    (prepared.join). Each keeps its own guidance: its rows are split off and guided alone."""
+    rows = [denoiser.inputs(x, r) for denoiser, x, r in calls]
+    out = calls[0][0].net.step(torch.cat([x for x, _ in rows]), torch.cat([r for _, r in rows]), prepared)
+    parts = out.split([len(x) for x, _ in rows])
+    return [denoiser.output(part) for (denoiser, _, _), part in zip(calls, parts)]
 
 
 def _batched(cond, uncond):
@@ -123,6 +149,17 @@ def _batched(cond, uncond):
     return tuple(_batched(c, u) for c, u in zip(cond, uncond, strict=True))
 
 
+def ddpm_step(x: torch.Tensor, pred: torch.Tensor, schedule: Schedule, i: int,
+              noise: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step i of the DDPM sampler (gdf DDPMSampler, eta 1): from x and the predicted noise `pred`, the
+    estimate x0 and the next x; `noise()` gives the step's fresh noise (shaped like x, on x's device)."""
+    a, b = schedule.a, schedule.b
+    x0 = (x - b[i] * pred) / a[i]  # the network predicts the noise (epsilon target)
+    sigma = (b[i + 1] ** 2 / b[i] ** 2).sqrt() * (1 - a[i] ** 2 / a[i + 1] ** 2).sqrt()
+    x = a[i + 1] * x0 + (b[i + 1] ** 2 - sigma**2).sqrt() * pred + sigma * noise()
+    return x, x0
+
+
 def ddpm_sample(denoise: Denoiser, x: torch.Tensor, schedule: Schedule,
                 noise: Callable[[], torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Run the DDPM sampler from the start `x`; yields (x, x0) after each step.
@@ -130,10 +167,7 @@ def ddpm_sample(denoise: Denoiser, x: torch.Tensor, schedule: Schedule,
     `noise()` gives the fresh noise of the next step (shaped like x, on x's device), called once per step.
     """
     batch = x.shape[0]
-    a, b, r = schedule.a, schedule.b, schedule.r.to(x.device)
+    r = schedule.r.to(x.device)
     for i in range(schedule.steps):
-        pred = denoise(x, r[i].expand(batch))
-        x0 = (x - b[i] * pred) / a[i]  # the network predicts the noise (epsilon target)
-        sigma = (b[i + 1] ** 2 / b[i] ** 2).sqrt() * (1 - a[i] ** 2 / a[i + 1] ** 2).sqrt()
-        x = a[i + 1] * x0 + (b[i + 1] ** 2 - sigma**2).sqrt() * pred + sigma * noise()
+        x, x0 = ddpm_step(x, denoise(x, r[i].expand(batch)), schedule, i, noise)
         yield x, x0

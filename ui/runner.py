@@ -2,16 +2,21 @@
 
 A Gradio generator handler only sees Stop at its next yield, so the engine runs in its own
 thread with a threading.Event as `stop=`; Stop sets it and the run ends within one step.
-One engine run at a time: a stopped run finishes its current step before the next starts.
+One engine run at a time: a stopped run finishes its current step before the next starts. With a
+`batching.Batcher` (--batch-requests N > 1) up to N runs go on at once, their steps batched.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import cascade_core as cc
+
+if TYPE_CHECKING:
+    from cascade_core.batching import Batcher
 
 log = logging.getLogger(__name__)
 _ENGINE_LOCK = threading.Lock()
@@ -47,10 +52,11 @@ class StopRegistry:
 
 def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, preview_every: int,
                decode_every: int, on_event: Callable[[cc.Event], Any] | None = None, stage_c_only: bool = False,
-               compositions: tuple[cc.Composition, ...] = ()) -> Iterator[Any]:
+               compositions: tuple[cc.Composition, ...] = (), batcher: "Batcher | None" = None) -> Iterator[Any]:
     """Yield the engine's events from a worker thread; re-raise its exceptions here.
 
     stage_c_only: explore (cc.generate's flag); compositions: finish these (cc.finish) instead of `request`.
+    batcher: run through it, alongside the other runs it serves (else one run at a time, under a lock).
     on_event: runs in the worker on each event and its result is yielded instead; work that
     must happen even if nobody reads on (saving finished images) belongs there.
     Closing this iterator (the handler was cancelled) sets `stop`, so the worker ends too; an
@@ -61,12 +67,14 @@ def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, p
 
     def work():
         try:
-            with _ENGINE_LOCK:
+            with _ENGINE_LOCK if batcher is None else contextlib.nullcontext():
                 if compositions:
-                    run = cc.finish(model, compositions, stop=stop, decode_every=decode_every)
+                    finish = cc.finish if batcher is None else batcher.finish_events
+                    run = finish(model, compositions, stop=stop, decode_every=decode_every)
                 else:
-                    run = cc.generate(model, request, stop=stop, preview_every=preview_every,
-                                      decode_every=decode_every, stage_c_only=stage_c_only)
+                    generate = cc.generate if batcher is None else batcher.events
+                    run = generate(model, request, stop=stop, preview_every=preview_every,
+                                   decode_every=decode_every, stage_c_only=stage_c_only)
                 for event in run:
                     events.put(on_event(event) if on_event else event)
         except BaseException as e:  # noqa: BLE001 - any error is the consumer's: raised again there, or logged
