@@ -20,7 +20,8 @@ TINY = ROOT.parent / "shared" / "reference" / "pipeline" / "tiny-cascade"
 CHILD = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
-from cascade_core.loading import detect_size, load, load_network
+from cascade_core.formats.released_layout import detect_size
+from cascade_core.loading import load, load_network
 from cascade_core.units import format_bytes
 
 def status(key):

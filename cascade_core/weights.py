@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
-from .errors import ModelLoadError
+from .formats.plan import Plan, identity, load_plan, read_header
 from .models import build
 
 PREFIX = "model.diffusion_model."  # some redistributed copies prefix every name with it
@@ -21,17 +20,15 @@ PREFIX = "model.diffusion_model."  # some redistributed copies prefix every name
 class NetworkFile:
     stage: str
     config: object
-    path: Path
+    path: Path  # the file, or the folder of a diffusers component
     size: str  # preset name ("full", "lite", "tiny") or "custom"
+    plan: Plan | None = None  # our names → the file tensors (formats/); None: the file's names, less PREFIX
+    format: str = "released names"  # how the file names the tensors, for messages and `check`
 
 
 def read_layout(path: Path) -> dict[str, tuple[int, ...]]:
     """Names (without a `model.diffusion_model.` prefix) and shapes in a safetensors header."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k.removeprefix(PREFIX): tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); delete it and fetch it again") from e
+    return {name.removeprefix(PREFIX): tensor.shape for name, tensor in read_header(path).items()}
 
 
 def layout_problems(found: dict, expected: dict, limit: int = 3) -> list[str]:
@@ -52,14 +49,8 @@ def load_network(file: NetworkFile, device: torch.device, dtype: torch.dtype) ->
     """Build on meta, then assign the memory-mapped tensors cast to `dtype` on `device`."""
     with torch.device("meta"):
         net = build(file.config)
-    state = {}
-    try:
-        with safe_open(str(file.path), framework="pt", device="cpu") as f:
-            for name in f.keys():
-                tensor = f.get_tensor(name)
-                cast = dtype if tensor.is_floating_point() else tensor.dtype
-                state[name.removeprefix(PREFIX)] = tensor.to(device=device, dtype=cast)
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise ModelLoadError(f"{file.path} could not be read ({e}); delete it and fetch it again") from e
-    net.load_state_dict(state, assign=True)
+    plan = file.plan
+    if plan is None:
+        plan = {name.removeprefix(PREFIX): source for name, source in identity(read_header(file.path)).items()}
+    net.load_state_dict(load_plan(plan, device, dtype), assign=True)
     return net.requires_grad_(False)

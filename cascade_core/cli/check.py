@@ -12,12 +12,14 @@ from ..units import format_bytes
 
 def add_parser(commands) -> None:
     p = commands.add_parser("check", help="validate a model folder or a cached hub repository, without loading it",
-                            description="Validate a model folder or a cached hub repository without loading it. The "
-                            "extra networks of the picture modes are optional: each one present is checked, an "
-                            "absent one is fetched when a mode needs it.")
-    p.add_argument("model", nargs="?", default=hub.REPO, help="a folder, or a hub repository id whose cached copy "
-                   f"is checked (default {hub.REPO})")
-    EngineOptions.add_arguments(p, only=("revision",))
+                            description="Validate a model folder, a model file or a cached hub repository without "
+                            "loading it, in whichever layout its files are (released, diffusers, ComfyUI, single "
+                            "files): each row says the format found and what will be loaded. The extra networks of "
+                            "the picture modes are optional: each one present is checked, an absent one is fetched "
+                            "when a mode needs it.")
+    p.add_argument("model", nargs="?", default=hub.REPO, help="a folder or .safetensors file, or a hub repository id "
+                   f"whose cached copy is checked (default {hub.REPO})")
+    EngineOptions.add_arguments(p, only=("revision", "stage_c", "stage_b"))
     p.set_defaults(run=run)
 
 
@@ -30,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
     else:
         folder = Path(args.model).expanduser()
-    rows = check_folder(folder)
-    print(f"{folder}\n")
+    rows = check_folder(folder, args.stage_c, args.stage_b)
+    formats = list(dict.fromkeys(r.format for r in rows if r.format))
+    print(f"{folder}\nformats: {'; '.join(formats) or 'none recognised'}\n")
     print(table([("file", "part", "size", "result")] +
                 [(r.file, r.part, format_bytes(r.bytes) if r.bytes else "", _result(r)) for r in rows]))
     checked = [r for r in rows if not r.absent]  # an absent extra network is optional: not a check

@@ -95,10 +95,10 @@ def test_missing_pieces_are_named(tmp_path):
     with pytest.raises(cc.ModelLoadError, match="not a folder"):
         cc.load(tmp_path / "nothing")
     folder = released_folder(tmp_path)
-    (folder / "previewer.safetensors").unlink()
-    with pytest.raises(cc.ModelLoadError, match="previewer.safetensors"):
+    (folder / "stage_a.safetensors").unlink()
+    with pytest.raises(cc.ModelLoadError, match="stage_a.safetensors"):
         cc.load(folder)
-    shutil.copy(TINY_CASCADE / "previewer.safetensors", folder / "previewer.safetensors")
+    shutil.copy(TINY_CASCADE / "stage_a.safetensors", folder / "stage_a.safetensors")
     shutil.rmtree(folder / "tokenizer")
     with pytest.raises(cc.ModelLoadError, match="tokenizer"):
         cc.load(folder, device="cpu")
