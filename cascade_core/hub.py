@@ -47,18 +47,20 @@ def is_repo_id(source: str) -> bool:
     return bool(_REPO_ID.fullmatch(str(source))) and not Path(source).expanduser().exists()
 
 
-def wanted_files(variant: str, weights: str, available: set[str]) -> list[str]:
+def wanted_files(variant: str, weights: str, available: set[str], skip: tuple[str, ...] = ()) -> list[str]:
     """Repository paths a variant needs, given the files the repository (or cache) has.
 
     The text encoder's bf16 file is taken where present, else its fp32 one; the whole
-    `tokenizer/` folder is taken. Raises ModelLoadError naming what is missing.
+    `tokenizer/` folder is taken; the `skip`ped networks (stage_c, stage_b: given as files) are not.
+    Raises ModelLoadError naming what is missing.
     """
     if variant not in ("full", "lite") or weights not in WEIGHTS:
         raise ModelLoadError(f"unknown variant {variant!r} or weights {weights!r}; use full or lite, bf16 or fp32")
     text_files = [f"{TEXT_ENCODER_DIR}/{TEXT_ENCODER_FILES[w]}" for w in (weights, *WEIGHTS)]
     text = next((f for f in text_files if f in available), text_files[0])
     tokenizer = sorted(f for f in available if f.startswith(f"{TOKENIZER_DIR}/"))
-    files = [*(RELEASED_FILES[stage][variant][weights] for stage in ("stage_c", "stage_b")), *SHARED, text, *tokenizer]
+    files = [*(RELEASED_FILES[stage][variant][weights] for stage in ("stage_c", "stage_b") if stage not in skip),
+             *SHARED, text, *tokenizer]
     missing = [f for f in files if f not in available] + ([] if tokenizer else [f"{TOKENIZER_DIR}/"])
     if missing:
         raise _Missing(missing)
@@ -81,9 +83,10 @@ class _Wanted:
 
 
 def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: str | None = None,
-          force: bool = False, progress: Say | None = None) -> Path:
-    """Download what `variant` needs from `repo` (or find it in the cache); the snapshot folder."""
-    wanted = _Wanted(lambda available: wanted_files(variant, weights, available),
+          force: bool = False, skip: tuple[str, ...] = (), progress: Say | None = None) -> Path:
+    """Download what `variant` needs from `repo` (or find it in the cache), less the `skip`ped networks;
+    the snapshot folder."""
+    wanted = _Wanted(lambda available: wanted_files(variant, weights, available, skip),
                      f"for the {variant} variant ({weights} weights)",
                      f"python -m cascade_core download --model {repo} --variant {variant}")
     return _fetch(repo, wanted, revision, force, progress or (lambda message: None))
@@ -100,6 +103,23 @@ def fetch_files(repo: str, names: list[str], *, revision: str | None = None, for
 
     wanted = _Wanted(select, f"({', '.join(names)})", f"python -m cascade_core download --model {repo} --extras")
     return _fetch(repo, wanted, revision, force, progress or (lambda message: None))
+
+
+def fetch_text_support(repo: str = REPO, *, progress: Say | None = None) -> Path:
+    """`tokenizer/` and `text_encoder/config.json` of `repo` (about 2 MB), or their cached copy: what a
+    single-file checkpoint's text encoder lacks. The snapshot folder."""
+    config = f"{TEXT_ENCODER_DIR}/config.json"
+
+    def select(available: set[str]) -> list[str]:
+        tokenizer = sorted(f for f in available if f.startswith(f"{TOKENIZER_DIR}/"))
+        missing = ([] if tokenizer else [f"{TOKENIZER_DIR}/"]) + ([] if config in available else [config])
+        if missing:
+            raise _Missing(missing)
+        return [*tokenizer, config]
+
+    wanted = _Wanted(select, "(the tokenizer and the text encoder's config)",
+                     f"python -m cascade_core download --model {repo}")
+    return _fetch(repo, wanted, None, False, progress or (lambda message: None))
 
 
 def _fetch(repo: str, wanted: _Wanted, revision: str | None, force: bool, say: Say) -> Path:

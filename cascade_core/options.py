@@ -22,14 +22,19 @@ MAX_BATCH_REQUESTS = 16
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 _HELP = {
-    "model": "hub repository id (downloaded into the Hugging Face cache) or model folder (released layout or "
-             "with a cascade.json); default $CASCADE_MODEL, else " + DEFAULT_MODEL,
+    "model": "hub repository id (downloaded into the Hugging Face cache), model folder (released or diffusers "
+             "layout, a cascade.json, or single files such as ComfyUI's checkpoints) or one .safetensors file; "
+             "default $CASCADE_MODEL, else " + DEFAULT_MODEL + " (README, Model files you already have)",
     "device": "auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps",
     "dtype": "auto: bfloat16 on GPUs that have it, else float32; float16 keeps Stage C in bfloat16 "
              "(it overflows) unless --force-float16",
     "variant": "auto: full when it fits the device's free memory, else lite",
     "weights": "which released files a hub download takes: bf16 (half the download) or fp32",
     "revision": "hub branch, tag or commit (default main)",
+    "stage_c": "take Stage C from this file (a fine-tune, released/ComfyUI/diffusers naming, or a ComfyUI "
+               "checkpoint) or diffusers folder (prior/, or stable-cascade-prior holding it) instead of --model's",
+    "stage_b": "take Stage B from this file or diffusers folder (decoder/, or the repository holding it) instead "
+               "of --model's",
     "offload": "model: only the running stage on the GPU; sequential: weights streamed per layer (README, Memory)",
     "compile": "torch.compile the denoising steps (faster steps after a one-time compile, cached on disk; README, Speed)",
     "force_float16": "run Stage C in float16 too (may give NaN images)",
@@ -55,6 +60,8 @@ class EngineOptions:
     variant: str = "auto"
     weights: str = "bf16"
     revision: str | None = None
+    stage_c: str | None = None  # a file or diffusers folder that replaces the model's Stage C
+    stage_b: str | None = None
     offload: str = "none"
     compile: str = "none"
     force_float16: bool = False
