@@ -52,7 +52,7 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
             gr.Markdown(note, elem_classes=["note"])
         with gr.Row(equal_height=False, elem_id="main"):
             with gr.Column(scale=4, min_width=300, elem_id="controls"):
-                prompt = gr.Textbox(label="Prompt", lines=2, max_lines=8, elem_id="prompt", autofocus=True,
+                prompt = gr.Textbox(label="Prompt", lines=1, max_lines=8, elem_id="prompt", autofocus=True,
                                     placeholder="Describe the image… (Enter or Ctrl+Enter generates)")
                 negative = gr.Textbox(label="Negative prompt", lines=1, max_lines=4, elem_id="negative")
                 with gr.Row(elem_id="run-buttons"):

@@ -75,4 +75,4 @@ class Session:
         if "seed" in values:
             values["randomize"] = False
         out = [values.get(name, gr.skip()) for name in REMEMBERED]
-        return (*out, md_escape(describe(found)), None)
+        return (*out, describe(found), None)  # Markdown, its values escaped

@@ -21,7 +21,7 @@ def summary_markdown(settings: dict) -> str:
             lines.append(md_escape(value))
         else:
             lines.append(f"**{words.label(key)}** {md_escape(value)}")
-    return "  \n".join(lines) if lines else "This image carries no settings."
+    return "\n\n".join(lines) if lines else "This image carries no settings."
 
 
 def differing(settings_list: list[dict]) -> list[tuple[str, list[str]]]:

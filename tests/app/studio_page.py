@@ -24,9 +24,9 @@ def needs_chromium(allow_module_level: bool = False):
     return pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
 
 
-def open_small_run_studio(browser, url: str):
-    """A desktop tab set to 256×256 images at 4 + 3 steps: every test run is quick."""
-    page = open_studio(browser, url, DESKTOP)
+def open_small_run_studio(browser, url: str, viewport: dict = DESKTOP):
+    """A tab (desktop unless `viewport`) set to 256×256 images at 4 + 3 steps: every test run is quick."""
+    page = open_studio(browser, url, viewport)
     set_number(page, "#width", 256)
     set_number(page, "#height", 256)
     page.get_by_text("Steps and guidance").click()
@@ -83,7 +83,7 @@ def select(page, n: int) -> str:
     thumbnail = thumbnails(page).nth(n)
     seed = re.search(r"seed (\d+)", thumbnail.inner_text()).group(1)
     thumbnail.click()
-    expect(page.locator("#details")).to_contain_text(re.compile(rf"seed\s+{seed}\s"), timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#summary")).to_contain_text(re.compile(rf"Seed\s+{seed}\s"), timeout=UI_TIMEOUT_MS)
     return seed
 
 
@@ -98,7 +98,7 @@ WATCH = """() => {
   };
   new MutationObserver(() => {
     mark("preview", "#stage-c img");
-    mark("stage_b", "#stage-b img");
+    mark("stage_b", "#canvas img");
     mark("final", "#gallery button.thumbnail-item");
   }).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""

@@ -98,7 +98,7 @@ def test_stop_ends_the_run_within_a_step_and_the_next_run_works(client):
     stopped_at = time.monotonic()
     assert client.predict(api_name="/stop") == "Stopping…"
     final = job.result(timeout=60)
-    assert final[4].startswith("Stopped during Stage C")
+    assert final[4].startswith("Stopped during Composition")
     assert time.monotonic() - stopped_at < 15  # one step is well under a second here
     assert final[2] in (None, [])
     _, after = call(client, "after stop", seed=9, prior_steps=2, decoder_steps=2)

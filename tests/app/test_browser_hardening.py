@@ -27,9 +27,9 @@ def test_html_prompt_is_text_gallery_survives_reload_and_custom_aspect(browser, 
         assert gallery_count(page) == 1
         caption = thumbnails(page).inner_text()
         thumbnails(page).click()
-        expect(page.locator("#details")).to_contain_text(ATTACK, timeout=UI_TIMEOUT_MS)  # shown as typed, as text
+        expect(page.locator("#summary")).to_contain_text(ATTACK, timeout=UI_TIMEOUT_MS)  # shown as typed, as text
         assert page.evaluate("() => window.__xss") is None
-        assert page.locator("#details img, #run-status img, #details script").count() == 0
+        assert page.locator("#summary img, #run-status img, #summary script").count() == 0
 
         stored = page.wait_for_function(f"() => localStorage.getItem('{KEY}')").json_value()  # the browser's copy
         page.reload()

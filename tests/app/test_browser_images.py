@@ -71,7 +71,7 @@ def newest_caption(page) -> str:
 
 
 def details(page) -> str:
-    return page.locator("#details").inner_text()
+    return page.locator("#summary").inner_text()
 
 
 def saved_settings(demo_studio, key: str, value) -> list[dict]:
@@ -91,8 +91,8 @@ def test_panel_is_closed_by_default_then_a_remix(page, pictures, demo_studio, sc
     select(page, 0)
     digest = f"sha256:{Picture.open(pictures['landscape']).digest}"
     text = details(page)
-    for key, value in (("mode", "remix"), ("strength", "0.8"), ("init_image", digest)):
-        assert re.search(rf"{key}\s+{value}(\s|$)", text), key
+    for label, value in (("Mode", "remix"), ("Strength", "0.8"), ("Remixed picture", "a picture")):
+        assert re.search(rf"{label}\s+{value}(\s|$)", text), label
     saved = saved_settings(demo_studio, "init_image", digest)  # the PNG records mode, strength and the input's hash
     assert saved and {(s["mode"], s["strength"]) for s in saved} == {("remix", 0.8)}
     shot(page, screenshots, "8-image-remix")
@@ -113,7 +113,7 @@ def test_each_mode_runs_and_shows_an_image(page, screenshots, mode, size, map_sh
     seen = run(page)
     name = mode.lower().replace("upscale 2×", "upscale")
     assert f"{size} · {name}" in newest_caption(page)
-    expect(page.locator("#stage-b img")).to_be_visible()
+    expect(page.locator("#canvas img")).to_be_visible()
     if map_shown:  # the edge map or mask, shown while the run goes on
         assert seen.get("map") and seen["map"] < seen["final"], seen
         assert page.locator("#control-map img").is_visible()
@@ -136,7 +136,7 @@ def test_repaint_with_a_painted_mask(page, pictures, demo_studio, screenshots):
     h, w = mask.shape
     assert mask[h // 2, w // 2] and not mask[h // 10, w // 10] and not mask[h - h // 10, w // 2]
     select(page, 0)
-    assert re.search(r"mask\s+sha256:[0-9a-f]{64}(\s|$)", details(page))
+    assert re.search(r"Mask\s+a picture(\s|$)", details(page))
     saved = saved_settings(demo_studio, "mode", "repaint")
     assert saved and all(s["mask"].startswith("sha256:") for s in saved)
     page.locator("#mask-editor").scroll_into_view_if_needed()
@@ -149,14 +149,14 @@ def test_gallery_upscale_vary_and_use_as_input_leave_the_controls(page, screensh
     run(page, "#upscale-btn")
     assert re.search(r"512×512 · upscale", newest_caption(page))
     select(page, 0)
-    assert re.search(r"mode\s+upscale(\s|$)", details(page))
+    assert re.search(r"Mode\s+upscale(\s|$)", details(page))
     set_number(page, "#var-count", 1)
     for button, strength, repainted in (("#vary-subtle-btn", "0.35", 1), ("#vary-strong-btn", "0.7", 2)):
         select(page, repainted)  # the 256×256 repainted image (newer images come first)
         run(page, button)
         assert "256×256 · remix" in newest_caption(page)
         select(page, 0)
-        assert re.search(rf"strength\s+{strength}(\s|$)", details(page))
+        assert re.search(rf"Strength\s+{strength}(\s|$)", details(page))
     # the controls for the next Generate are as they were
     expect(page.locator("#image-mode input[value='Repaint']")).to_be_checked()
     assert page.locator("#seed input").input_value() == seed_before

@@ -5,8 +5,9 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from ui.fields import FIELD_CONTROLS
 from ui.generation import Services
-from ui.handlers import Handlers
+from ui.handlers import Handlers, PageOut
 from ui.outputs import OutputsWriter
 from ui.presets import load_presets
 
@@ -57,9 +58,11 @@ def api(handlers, **fields):
     ("seed", 2**60, "seed: 1152921504606846976 is outside 0–"), ("seed", 1.5, "seed: must be a whole number"),
 ])
 def test_bad_fields_are_messages_in_the_page_and_the_api(handlers, shown, field, value, message):
-    *_, (stage_c, stage_b, status, *rest) = page(handlers, **{field: value})
+    *_, last = page(handlers, **{field: value})
+    out = PageOut(*last)
     text = html.unescape(message)  # toasts render HTML, so they get the message escaped; Markdown and the API not
-    assert status.startswith("**Not generated:** ") and text in status.replace("\\", "")
+    assert out.status.startswith("**Not generated:** ") and text in out.status.replace("\\", "")
+    assert f'data-control="{FIELD_CONTROLS[field]}"' in out.error  # the page marks the control with the message
     assert len(shown) == 1 and message in shown[0]
     with pytest.raises(gr.Error) as error:
         api(handlers, **{field: value})

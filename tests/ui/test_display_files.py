@@ -9,7 +9,7 @@ from PIL import Image
 
 from ui.display_files import DisplayFiles, display_files
 from ui.generation import Services
-from ui.handlers import Handlers
+from ui.handlers import Handlers, PageOut
 from ui.outputs import OutputsWriter
 from ui.presets import load_presets
 
@@ -76,14 +76,14 @@ def test_api_stream_yields_stable_files_and_removes_them_after(handlers):
 
 
 def test_page_sends_a_live_image_only_when_it_changes(handlers):
-    outputs = list(handlers.ui_generate(*REQUEST, False, *STEPS, "None", [], SESSION))
-    stage_c = [o[0] for o in outputs]
+    outputs = [PageOut(*o) for o in handlers.ui_generate(*REQUEST, False, *STEPS, "None", [], SESSION)]
+    stage_c = [o.stage_c for o in outputs]
     assert stage_c[0] is None  # the first frame clears the last run's preview
     sent = [value for value in stage_c if value != SKIP]
     assert len(sent) == 3 and len(set(sent)) == 3  # None, then each of the two previews once
     assert all(path.endswith(".webp") for path in sent[1:])
-    stage_b = [o[1] for o in outputs if o[1] != SKIP]
-    assert stage_b[0] is None and len(stage_b) == 3  # cleared, one intermediate, the final images
+    canvas = [o.canvas for o in outputs if o.canvas != SKIP]
+    assert canvas[0] is None and len(canvas) == 3  # cleared, one intermediate, the first final image
     assert len(outputs) > len(sent) + 10  # every other frame only updates the status
 
 
@@ -92,4 +92,5 @@ def test_a_single_final_image_is_shown_from_its_saved_png(handlers):
     *_, (preview, stage_b, images, settings, status) = handlers.api_generate(*REQUEST, *one, SESSION)
     assert stage_b == images[0][0] == settings["images"][0]["file"] and Path(stage_b).exists()
     *_, page_final = handlers.ui_generate(*REQUEST, False, *one, "None", [], SESSION)
-    assert page_final[1] == page_final[4][0]["path"]  # the Stage B area shows the gallery's new file
+    final = PageOut(*page_final)
+    assert final.canvas == final.items[0]["path"] == final.selected  # the canvas shows the gallery's new file

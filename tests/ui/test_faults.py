@@ -162,7 +162,7 @@ def test_a_stopped_run_frees_its_memory(tmp_path, model, monkeypatch):
     monkeypatch.setattr(cc, "release_memory", released.append)
     with watch(model, stop=lambda calls: calls > 200 and services.stops.stop("s")) as refs:
         frames = run(services, prior_steps=200)
-    assert frames[-1].status.startswith("Stopped during Stage C")
+    assert frames[-1].status.startswith("Stopped during Composition")
     assert all_freed(refs, model) and released == [model.device]
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 import cascade_core as cc
 from ui import gallery
 from ui.generation import Services
+from ui.gallery_actions import GalleryActions
 from ui.handlers import Handlers
 from ui.hosting import exposure_warning
 from ui.markdown import md_escape
@@ -60,7 +61,7 @@ def test_names_from_the_browser_cannot_leave_the_outputs_folder(saved, name):
 
 def test_restore_keeps_only_the_outputs_folders_images(saved):
     root, image = saved
-    handlers = Handlers(Services(ModelHolder(), OutputsWriter(root)), load_presets())
+    handlers = GalleryActions(Services(ModelHolder(), OutputsWriter(root)), load_presets())
     items = [gallery.make_item(image.path, SETTINGS), gallery.make_item(root.parent / "secret.png", SETTINGS)]
     names = handlers.remember(items)
     assert names == [relative_name(root, image.path)]

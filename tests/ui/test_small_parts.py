@@ -1,4 +1,4 @@
-"""Progress text, contact sheets, Markdown escaping, the model holder, the torch-free rule."""
+"""Contact sheets, Markdown escaping, the model holder, the torch-free rule."""
 import re
 import threading
 from pathlib import Path
@@ -9,16 +9,8 @@ import cascade_core as cc
 from ui.imaging import contact_sheet
 from ui.markdown import md_escape
 from ui.model_holder import ModelHolder
-from ui.progress import ProgressText
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def test_progress_line_estimates_time_left():
-    progress = ProgressText(decoder_steps=10)
-    assert progress.line("stage_c", 5, 20, 5.0) == "Stage C (prior) · step 5/20 · 5.0 s elapsed · ~25 s left"
-    progress.line("stage_c", 20, 20, 20.0)
-    assert progress.line("stage_b", 2, 10, 24.0) == "Stage B (decoder) · step 2/10 · 24.0 s elapsed · ~16 s left"
 
 
 def test_contact_sheet():
