@@ -85,10 +85,16 @@ def test_two_requests_in_a_row_and_a_batch(client):
     assert difference.max() <= 1 and (difference > 0).mean() < 0.001
 
 
-def test_invalid_request_is_a_clear_error(client):
-    message = f"seed: {MAX_SEED + 1} is outside 0–{MAX_SEED}"  # the engine's RequestError, as it is
-    with pytest.raises(AppError, match=f"^{re.escape(message)}$"):
-        client.predict("bad", "", 256, 256, MAX_SEED + 1, 2, 4.0, 2, 1.1, 1, api_name="/generate")
+@pytest.mark.parametrize("values, message", [
+    ((256, 256, MAX_SEED + 1, 2, 4.0, 2, 1.1, 1), f"seed: {MAX_SEED + 1} is outside 0–{MAX_SEED}"),
+    ((5000, 256, 1, 2, 4.0, 2, 1.1, 1), "width: 5000 px is outside 256–2048 px"),  # not clamped by a widget
+    ((256, 256, 1.5, 2, 4.0, 2, 1.1, 1), "seed: must be a whole number, got 1.5"),  # not rounded by a widget
+    ((256, 256, 1, 0, 4.0, 2, 1.1, 1), "prior_steps: 0 is outside 1–200"),  # not Gradio's "less than minimum"
+    ((256, 256, 1, 2, 4.0, 2, 1.1, 9), "num_images: 9 is outside 1–8"),
+])
+def test_invalid_request_is_the_engines_message(client, values, message):
+    with pytest.raises(AppError, match=f"^{re.escape(message)}$"):  # the engine's RequestError, as it is
+        client.predict("bad", "", *values, api_name="/generate")
 
 
 def test_stop_ends_the_run_within_a_step_and_the_next_run_works(client):

@@ -62,6 +62,26 @@ def test_waits_for_the_model_then_runs(tmp_path, demo_model):
     assert frames[-1].request.seed == 11
 
 
+def test_on_a_hosted_space_no_server_path_is_shown(tmp_path, demo_model):
+    local = list(stream(Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path)), "s",
+                        cc.GenerationRequest("a fox", **SMALL)))[-1]
+    assert str(tmp_path) in local.status  # at home the folder is worth knowing
+    hosted = list(stream(Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path), hosted=True), "s",
+                         cc.GenerationRequest("a fox", **SMALL)))[-1]
+    assert hosted.status.endswith(", saved") and str(tmp_path) not in hosted.status
+
+
+def test_explore_saves_nothing_and_its_compositions_finish(tmp_path, demo_model):
+    services = Services(FakeHolder(demo_model, polls=0), OutputsWriter(tmp_path))
+    explored = list(stream(services, "s", cc.GenerationRequest("a fox", **{**SMALL, "num_images": 3}), explore=True))
+    last = explored[-1]
+    assert last.status.startswith("Done: 3 compositions") and len(last.compositions) == 3 and last.saved == ()
+    assert not list(tmp_path.glob("*/*.png"))
+    chosen = (last.compositions[0], last.compositions[2])
+    finished = list(stream(services, "s", chosen[0].request, compositions=chosen))[-1]
+    assert [s.settings["seed"] for s in finished.saved] == [11, 13] and finished.progress == 1.0
+
+
 def test_load_failure_and_bad_request_are_messages(tmp_path, demo_model):
     with pytest.raises(StudioError, match="no weights here"):
         list(stream(Services(FakeHolder(error="no weights here"), OutputsWriter(tmp_path)), "s",
