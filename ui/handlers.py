@@ -15,7 +15,7 @@ import cascade_core as cc
 import gradio as gr
 from cascade_core.picture import Picture
 
-from . import explore, gallery, pictures
+from . import explore, gallery, loras, pictures
 from .display_files import DisplayFiles, display_files
 from .fields import FIELD_CONTROLS
 from .generation import Frame, Services, StudioError, stream
@@ -67,12 +67,15 @@ def error_html(field: str | None, message: str) -> str:
 
 
 def _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
-             decoder_guidance, num_images) -> cc.GenerationRequest:
+             decoder_guidance, num_images, loras=None) -> cc.GenerationRequest:
     """Values as typed → a request; the engine validates it (RequestError names the field). An empty or
-    negative seed means a new random one, as in AUTOMATIC1111 (-1)."""
+    negative seed means a new random one, as in AUTOMATIC1111 (-1). JSON's [name, strength] lists are pairs."""
     seed = None if seed is None or seed == "" or (isinstance(seed, (int, float)) and seed < 0) else seed
+    if isinstance(loras, list):
+        loras = tuple(tuple(pair) if isinstance(pair, list) else pair for pair in loras)
     return cc.GenerationRequest(prompt or "", negative_prompt or "", width, height, seed, prior_steps,
-                                prior_guidance, decoder_steps, decoder_guidance, num_images)
+                                prior_guidance, decoder_steps, decoder_guidance, num_images,
+                                loras=() if loras is None else loras)
 
 
 def _refusal(message: str, field: str | None = None, progress: float = 0.0) -> dict:
@@ -132,23 +135,24 @@ class Handlers:
 
     # --- the API ----------------------------------------------------------------------------
     def api_generate(self, prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance,
-                     decoder_steps, decoder_guidance, num_images, request: gr.Request):
-        """/generate: yields (stage C preview, Stage B image, final images, settings JSON, status)."""
+                     decoder_steps, decoder_guidance, num_images, request: gr.Request, loras=None):
+        """/generate: yields (stage C preview, Stage B image, final images, settings JSON, status). `loras`:
+        [[name, strength], …] (optional)."""
         req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
-                       decoder_guidance, num_images)
+                       decoder_guidance, num_images, loras)
         for output in self._api_run(req, request.session_hash):
             yield output[:5]
 
     def api_generate_with_images(self, prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance,
                                  decoder_steps, decoder_guidance, num_images, init_image=None, strength=None,
                                  image_size=None, image_prompt=None, control="none", control_image=None, mask=None,
-                                 margin=0, control_scale=1.0, request: gr.Request = None):
+                                 margin=0, control_scale=1.0, request: gr.Request = None, loras=None):
         """/generate_with_images: /generate's parameters, then the engine's picture fields (pictures as files);
         yields /generate's outputs and the control map (edges or mask) once the pictures are prepared. The
         defaults (None: no picture) make each picture field optional for gradio_client's keyword calls. A seventh
         output holds a repaint's or an extend's unblended images on the last update (None otherwise)."""
         req = _request(prompt, negative_prompt, width, height, seed, prior_steps, prior_guidance, decoder_steps,
-                       decoder_guidance, num_images)
+                       decoder_guidance, num_images, loras)
         try:
             req = dataclasses.replace(req, **pictures.api_fields(init_image, strength, image_size, image_prompt,
                                                                  control, control_image, mask, margin, control_scale))
@@ -157,6 +161,10 @@ class Handlers:
         yield from self._api_run(req, request.session_hash)
 
     def _api_run(self, req: cc.GenerationRequest, session: str):
+        try:
+            loras.check_names(req.loras, self.services.holder)
+        except cc.RequestError as e:
+            raise gr.Error(str(e), print_exception=False) from None
         try:
             with display_files(API_IMAGE_FORMAT) as files:
                 for frame in stream(self.services, session, req):
@@ -172,12 +180,13 @@ class Handlers:
     def ui_generate(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
                     decoder_steps, decoder_guidance, num_images, style, items, request: gr.Request,
                     mode=pictures.DEFAULT_MODE, picture=None, editor=None, strength=pictures.Panel.strength,
-                    margin=pictures.DEFAULT_MARGIN, control_scale=1.0):
+                    margin=pictures.DEFAULT_MARGIN, control_scale=1.0, *lora_slots):
         """The page's Generate (PageOut). The image panel's values follow `request` (Gradio passes that by its
-        type), so that a call without them is text to image; the panel's picture goes in as its mode says."""
+        type), so that a call without them is text to image; the panel's picture goes in as its mode says;
+        then the LoRA slots (name, strength, …)."""
         styled, styled_negative, extra = _styled(self.presets, style, prompt, negative_prompt)
         req = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
-                       prior_guidance, decoder_steps, decoder_guidance, num_images)
+                       prior_guidance, decoder_steps, decoder_guidance, num_images, loras.chosen(lora_slots))
         try:
             panel = pictures.Panel(mode, picture, editor, strength, margin, control_scale)
             req = dataclasses.replace(req, **pictures.panel_fields(panel))
@@ -209,7 +218,8 @@ class Handlers:
                                                                   refined(values["decoder_steps"]))
             seed = settings.get("seed") if action == "refine" else None
             req = _request(settings.get("prompt", ""), settings.get("negative_prompt", ""), settings.get("width"),
-                           settings.get("height"), seed, num_images=count if action == "variations" else 1, **values)
+                           settings.get("height"), seed, num_images=count if action == "variations" else 1,
+                           loras=settings.get("loras") or None, **values)
             extra = {k: settings[k] for k in ("style", "user_prompt", "user_negative_prompt") if k in settings}
             return req, extra
         return pictures.from_gallery(once["path"], settings, action, count, self.presets.quality["balanced"])
@@ -232,6 +242,11 @@ class Handlers:
         """A run's page outputs. A live image is sent when it changes; otherwise gr.skip() keeps the one the
         page shows. When it ends, the canvas shows its first image, selected. Returns (items, whether it failed)."""
         shown = [_NOTHING_YET] * 3  # the live images' files as last sent (None: cleared)
+        try:
+            loras.check_names(req.loras, self.services.holder)
+        except cc.RequestError as e:
+            yield _out(**_refusal(str(e), e.field))
+            return items, True
         try:
             with display_files(PAGE_IMAGE_FORMAT) as files:
                 for frame in stream(self.services, session, req, extra, compositions=compositions):
@@ -261,7 +276,7 @@ class Handlers:
         return items, False
 
     def ui_explore(self, prompt, negative_prompt, width, height, seed, randomize, prior_steps, prior_guidance,
-                   decoder_steps, decoder_guidance, style, count, request: gr.Request):
+                   decoder_steps, decoder_guidance, style, count, request: gr.Request, *lora_slots):
         """Explore: Stage C alone for `count` consecutive seeds; the previews fill the Explore grid a batch at a
         time. Outputs: progress, status, composition preview, explore grid, explored, picked, seed, error."""
         def refused(message, field=None):
@@ -270,13 +285,14 @@ class Handlers:
 
         styled, styled_negative, extra = _styled(self.presets, style, prompt, negative_prompt)
         base = _request(styled, styled_negative, width, height, None if randomize else seed, prior_steps,
-                        prior_guidance, decoder_steps, decoder_guidance, 1)
+                        prior_guidance, decoder_steps, decoder_guidance, 1, loras.chosen(lora_slots))
         if isinstance(count, bool) or not isinstance(count, (int, float)) or not 1 <= count <= explore.MAX_EXPLORE \
                 or count != int(count):
             yield refused(f"explore: {count!r} compositions; choose a whole number from 1 to {explore.MAX_EXPLORE}",
                           "explore_count")
             return
         try:
+            loras.check_names(base.loras, self.services.holder)
             first = base.validated()[0].seed if base.seed is not None else secrets.randbelow(2**32)
         except cc.RequestError as e:
             yield refused(str(e), e.field)
@@ -348,6 +364,11 @@ class Handlers:
                 gr.update(label=pictures.panel_label(mode, picture)))
 
     # --- model status and presets -----------------------------------------------------------
+    def lora_choices(self):
+        """The LoRA pickers' choices: the LoRA folder's files, listed again."""
+        names = loras.folder_choices(self.services.holder)
+        return tuple(gr.update(choices=names) for _ in range(loras.SLOTS))
+
     def model_status(self):
         holder = self.services.holder
         return holder.status_markdown(), gr.Timer(active=not holder.finished)

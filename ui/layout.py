@@ -11,9 +11,8 @@ from pathlib import Path
 import gradio as gr
 from cascade_core.request import MAX_GUIDANCE, MAX_IMAGES, MAX_STEPS
 
-from . import pictures
+from . import loras, pictures
 from .explore import MAX_EXPLORE
-from .fields import EngineNumber, EngineSlider
 from .gallery_actions import GalleryActions
 from .generation import Services
 from .handlers import Handlers, PageOut
@@ -73,12 +72,12 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
                                     elem_id="image-mode")
                     mode_help = gr.Markdown(pictures.HELP[pictures.DEFAULT_MODE], elem_id="mode-help",
                                             elem_classes=["hint"])
-                    strength = EngineSlider(0.05, 1, value=pictures.STRENGTH_DEFAULTS[pictures.DEFAULT_MODE],
+                    strength = gr.Slider(0.05, 1, value=pictures.STRENGTH_DEFAULTS[pictures.DEFAULT_MODE],
                                             step=0.05, label="Strength", info="How far from the picture",
                                             elem_id="strength")
-                    margin = EngineSlider(8, 1024, value=pictures.DEFAULT_MARGIN, step=8,
+                    margin = gr.Slider(8, 1024, value=pictures.DEFAULT_MARGIN, step=8,
                                           label="Margin (px on every side)", visible=False, elem_id="margin")
-                    control_scale = EngineSlider(0, 3, value=1.0, step=0.05, label="Control strength",
+                    control_scale = gr.Slider(0, 3, value=1.0, step=0.05, label="Control strength",
                                                  info="How closely the control (edges, mask, picture) is followed",
                                                  visible=False, elem_id="control-scale")
                     editor = gr.ImageEditor(label="Mask", type="pil", sources=[],
@@ -91,26 +90,38 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
                                        f"{name} {p['prior_steps']}+{p['decoder_steps']}"
                                        for name, p in presets.quality.items()))
                 with gr.Row(elem_id="seed-row"):
-                    seed = EngineNumber(label="Seed", value=0, elem_id="seed", scale=3, min_width=120)
+                    seed = gr.Number(label="Seed", value=0, elem_id="seed", scale=3, min_width=120)
                     randomize = gr.Checkbox(label="New seed each run", value=True, elem_id="randomize", scale=2,
                                             min_width=150)
                 aspect = gr.Radio(size_names + [CUSTOM_SIZE], value=size_names[0], label="Aspect (≈1 megapixel)",
                                   elem_id="aspect")
                 with gr.Row(elem_id="size-row"):
-                    width = EngineNumber(label="Width (px)", value=1024, step=8, elem_id="width", min_width=100)
-                    height = EngineNumber(label="Height (px)", value=1024, step=8, elem_id="height", min_width=100)
-                num_images = EngineSlider(1, MAX_IMAGES, value=1, step=1, label="Images", elem_id="num-images")
+                    width = gr.Number(label="Width (px)", value=1024, step=8, elem_id="width", min_width=100)
+                    height = gr.Number(label="Height (px)", value=1024, step=8, elem_id="height", min_width=100)
+                num_images = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images", elem_id="num-images")
                 with gr.Accordion("Steps and guidance", open=False, elem_id="steps-panel"):
-                    prior_steps = EngineSlider(1, MAX_STEPS, value=q["prior_steps"], step=1, label="Composition steps",
+                    prior_steps = gr.Slider(1, MAX_STEPS, value=q["prior_steps"], step=1, label="Composition steps",
                                                info=HELP["prior_steps"], elem_id="prior-steps")
-                    prior_guidance = EngineSlider(0, MAX_GUIDANCE, value=q["prior_guidance"], step=0.1,
+                    prior_guidance = gr.Slider(0, MAX_GUIDANCE, value=q["prior_guidance"], step=0.1,
                                                   label="Composition guidance", info=HELP["prior_guidance"],
                                                   elem_id="prior-guidance")
-                    decoder_steps = EngineSlider(1, MAX_STEPS, value=q["decoder_steps"], step=1, label="Detail steps",
+                    decoder_steps = gr.Slider(1, MAX_STEPS, value=q["decoder_steps"], step=1, label="Detail steps",
                                                  info=HELP["decoder_steps"], elem_id="decoder-steps")
-                    decoder_guidance = EngineSlider(0, MAX_GUIDANCE, value=q["decoder_guidance"], step=0.1,
+                    decoder_guidance = gr.Slider(0, MAX_GUIDANCE, value=q["decoder_guidance"], step=0.1,
                                                     label="Detail guidance", info=HELP["decoder_guidance"],
                                                     elem_id="decoder-guidance")
+                with gr.Accordion("LoRAs", open=False, elem_id="lora-panel"):
+                    lora_slots = []
+                    for k in range(1, loras.SLOTS + 1):
+                        with gr.Row(elem_classes=["lora-row"]):
+                            lora_slots.append(gr.Dropdown([], value=None, label=f"LoRA {k}", allow_custom_value=True,
+                                                          info="A file of the LoRA folder, or owner/repo/file."
+                                                               "safetensors on the hub" if k == 1 else None,
+                                                          elem_id=f"lora-{k}", scale=3, min_width=160))
+                            lora_slots.append(gr.Slider(-loras.MAX_STRENGTH, loras.MAX_STRENGTH, value=1.0,
+                                                           step=0.05, label="Strength", elem_id=f"lora-strength-{k}",
+                                                           scale=2, min_width=120))
+                    lora_refresh = gr.Button("Refresh the list", size="sm", elem_id="lora-refresh-btn")
                 png_drop = gr.File(label="Read the settings of a PNG (this studio's, A1111's or ComfyUI's): drop it "
                                          "here or anywhere on the page", file_types=[".png"], type="filepath",
                                    height=90, elem_id="png-drop")
@@ -142,7 +153,7 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
                                 download = gr.DownloadButton("Download PNG", size="sm", elem_id="download-btn")
                                 remove = gr.Button("Remove from gallery", size="sm", elem_id="remove-btn")
                                 delete = gr.Button("Delete file…", size="sm", variant="stop", elem_id="delete-btn")
-                            var_count = EngineSlider(1, MAX_IMAGES, value=4, step=1, label="Variations",
+                            var_count = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Variations",
                                                      info="Images that Variations and Vary make", elem_id="var-count")
                             with gr.Row(visible=False, elem_id="delete-confirm") as delete_confirm:
                                 gr.Markdown("Delete this PNG and its settings from the outputs folder?")
@@ -178,7 +189,7 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         # handlers). Their values reach the engine as sent: its validation answers, not Gradio's.
         with gr.Group(visible=False):
             api_text = [gr.Textbox(label=n) for n in ("prompt", "negative_prompt")]
-            api_numbers = [EngineNumber(None, label=n) for n in (
+            api_numbers = [gr.Number(None, label=n) for n in (
                 "width", "height", "seed", "prior_steps", "prior_guidance", "decoder_steps", "decoder_guidance",
                 "num_images")]
             api_preview = gr.Image(label="stage_c_preview", format="png")
@@ -191,11 +202,12 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
             # /generate_with_images: pictures as files (the engine opens them), the engine's fields, the CLI's defaults
             api_init_image, api_image_prompt = gr.File(label="init_image"), gr.File(label="image_prompt")
             api_control_image, api_mask = gr.File(label="control_image"), gr.File(label="mask")
-            api_strength = EngineNumber(None, label="strength")
-            api_image_size = EngineNumber(None, label="image_size")
+            api_strength = gr.Number(None, label="strength")
+            api_image_size = gr.Number(None, label="image_size")
             api_control = gr.Textbox("none", label="control")
-            api_margin = EngineNumber(0, label="margin")
-            api_control_scale = EngineNumber(1.0, label="control_scale")
+            api_margin = gr.Number(0, label="margin")
+            api_control_scale = gr.Number(1.0, label="control_scale")
+            api_loras = gr.JSON(None, label="loras")  # [[name, strength], …]
             api_images_trigger = gr.Button()
             api_trigger, api_stop = gr.Button(), gr.Button()
             stop_status = gr.Textbox()
@@ -206,7 +218,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
                            summary, error, download)
         # The image panel's values come last (ui_generate takes them after the request).
         ui_inputs = [prompt, negative, width, height, seed, randomize, prior_steps, prior_guidance, decoder_steps,
-                     decoder_guidance, num_images, style, items, mode, picture, editor, strength, margin, control_scale]
+                     decoder_guidance, num_images, style, items, mode, picture, editor, strength, margin, control_scale,
+                     *lora_slots]
         engine = dict(show_progress="hidden", concurrency_limit=1, concurrency_id=ENGINE, api_visibility="private")
         run = dict(fn=gpu(h.ui_generate), inputs=ui_inputs, outputs=list(page_out), **engine)
         once = gr.State(None)  # a gallery action's run (Variations, Refine, Vary, Upscale): the controls stay
@@ -216,18 +229,18 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         explore.click(lambda: gr.Tabs(selected="explore-tab"), outputs=tabs, queue=False, api_visibility="private"
                       ).then(gpu(h.ui_explore), inputs=[prompt, negative, width, height, seed, randomize, prior_steps,
                                                         prior_guidance, decoder_steps, decoder_guidance, style,
-                                                        explore_count],
+                                                        explore_count, *lora_slots],
                              outputs=[progress, status, stage_c, explore_gal, explored, picked, seed, error], **engine)
         finish.click(gpu(h.ui_finish), inputs=[explored, picked, items], outputs=list(page_out), **engine)
         stop.click(h.stop, outputs=status, queue=False, api_name="stop_button", api_visibility="private")
         api_generate_inputs = [*api_text, *api_numbers]
-        api_trigger.click(gpu(h.api_generate), inputs=api_generate_inputs,
+        api_trigger.click(gpu(h.api_generate), inputs=[*api_generate_inputs, api_loras],
                           outputs=[api_preview, api_stage_b, api_images, api_settings, api_status],
                           api_name="generate", concurrency_limit=1, concurrency_id=ENGINE, show_progress="hidden")
         api_images_trigger.click(gpu(h.api_generate_with_images),
                                  inputs=[*api_generate_inputs, api_init_image, api_strength, api_image_size,
                                          api_image_prompt, api_control, api_control_image, api_mask, api_margin,
-                                         api_control_scale],
+                                         api_control_scale, api_loras],
                                  outputs=[api_preview, api_stage_b, api_images, api_settings, api_status, api_map,
                                           api_unblended],
                                  api_name="generate_with_images", concurrency_limit=1, concurrency_id=ENGINE,
@@ -237,6 +250,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         timer = gr.Timer(1.0)
         timer.tick(h.model_status, outputs=[model_md, timer], show_progress="hidden", api_visibility="private")
         demo.load(h.model_status, outputs=[model_md, timer], show_progress="hidden", api_visibility="private")
+        gr.on([demo.load, lora_refresh.click], h.lora_choices, outputs=lora_slots[0::2], show_progress="hidden",
+              api_visibility="private")
 
         quiet = dict(api_visibility="private", show_progress="hidden")
         aspect.input(h.apply_size, aspect, [width, height], **quiet)

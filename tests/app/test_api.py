@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ from cascade_core.request import MAX_SEED
 
 from .conftest import TINY_MODEL, first_output, start_studio, stop_studio
 
+LORA = TINY_MODEL.parents[1] / "extras" / "lora" / "lora_tiny.safetensors"
 SMALL = dict(width=256, height=256, prior_guidance=4.0, decoder_guidance=1.1, num_images=1)
 
 
@@ -114,13 +116,24 @@ def test_stop_ends_the_run_within_a_step_and_the_next_run_works(client):
 def test_tiny_reference_model_folder(tmp_path):
     if not TINY_MODEL.is_dir():
         pytest.skip(f"{TINY_MODEL} is missing (CI has shared/ beside the repository)")
-    studio = start_studio(tmp_path, "--model", str(TINY_MODEL))
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    shutil.copy(LORA, loras / "fernando.safetensors")  # the reference LoRA of the tiny cascade
+    studio = start_studio(tmp_path, "--model", str(TINY_MODEL), "--lora-dir", str(loras))
     try:
         client = Client(studio.url, verbose=False)
         _, final = call(client, "a tiny test", seed=42, prior_steps=2, decoder_steps=2)
         assert final[3]["images"][0]["model"] == "tiny-cascade"
         expected = direct(cc.load(TINY_MODEL, device="cpu"), "a tiny test", 42, 2, 2)
         assert np.array_equal(pixels(final[2][0]["image"]), pixels(expected))
+        # A LoRA of the studio's folder, by name: applied, and recorded in the PNG's settings.
+        with_lora = client.predict("a tiny test", "", 256, 256, 42, 2, 4.0, 2, 1.1, 1, [["fernando", 0.8]],
+                                   api_name="/generate")
+        assert read_settings(with_lora[2][0]["image"])["loras"] == [["fernando", 0.8]]
+        assert not np.array_equal(pixels(with_lora[2][0]["image"]), pixels(expected))
+        for name in (str(LORA), "../loras/fernando"):  # a server path is not a LoRA the studio offers
+            with pytest.raises(AppError, match="is not a LoRA of the studio's folder \\(fernando\\)"):
+                client.predict("x", "", 256, 256, 1, 2, 4.0, 2, 1.1, 1, [[name, 1.0]], api_name="/generate")
     finally:
         stop_studio(studio)
 
