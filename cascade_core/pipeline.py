@@ -26,6 +26,7 @@ from .errors import RequestError
 from .events import Cancelled, Composition, Event, Finished, StageDone, StageProgress, Started
 from .images import PendingImages, to_pil
 from .model import CascadeModel
+from .prompt_windows import PromptMode, dropped_notice
 from .request import MAX_IMAGES, GenerationRequest
 from .text import TextEmbedding
 from .version import __version__
@@ -269,8 +270,9 @@ def _compositions(run: _Request, latent_c: torch.Tensor, keep) -> tuple[Composit
 def _prompts(run: _Request, notices: tuple[str, ...]) -> Iterator[Event]:
     """Stage 1: encode the prompt and the negative prompt; yields Started, returns both embeddings."""
     request = run.request
-    text, negative = _encode_prompts(run.model)(request.prompt, request.negative_prompt)
-    notices += tuple(f"The {label} is longer than 77 CLIP tokens; these words were ignored: {e.dropped}"
+    mode = PromptMode(request.prompt_windows, request.prompt_weighting)
+    text, negative = _encode_prompts(run.model)(request.prompt, request.negative_prompt, mode)
+    notices += tuple(dropped_notice(label, e.dropped, mode)
                      for label, e in (("prompt", text), ("negative prompt", negative)) if e.dropped)
     run.clock.mark("text")
     yield Started(request, notices)
@@ -322,17 +324,18 @@ def _finished(run: _Request, images: torch.Tensor, kept: dict, unblended: torch.
     )
 
 
-def _encode_prompts(model: CascadeModel) -> Callable[[str, str], tuple[TextEmbedding, TextEmbedding]]:
-    """Encodes two prompts; when the encoder still keeps both, its weights need not come to the device."""
+def _encode_prompts(model: CascadeModel) -> Callable[[str, str, PromptMode], tuple[TextEmbedding, TextEmbedding]]:
+    """Encodes two prompts with as many windows each; when the encoder still keeps them, its weights need
+    not come to the device."""
     encoder, place = model.text_encoder, model.placement
 
-    def encode(prompt: str, negative: str) -> tuple[TextEmbedding, TextEmbedding]:
-        kept = encoder.cached(prompt), encoder.cached(negative)
-        if None not in kept:
+    def encode(prompt: str, negative: str, mode: PromptMode) -> tuple[TextEmbedding, TextEmbedding]:
+        kept = encoder.cached_pair(prompt, negative, mode)
+        if kept is not None:
             return kept
         place.activate("text_encoder", then="stage_c")
         with place.compute():
-            return encoder(prompt), encoder(negative)
+            return encoder.pair(prompt, negative, mode)
 
     return encode
 

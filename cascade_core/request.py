@@ -22,6 +22,8 @@ MAX_GUIDANCE = 30.0
 MAX_IMAGES = 8
 MAX_SEED = 2**53 - 1  # exact in JSON and JavaScript numbers
 MAX_PROMPT_CHARS = 10_000
+PROMPT_WINDOWS = 3  # 77-token windows a prompt may fill (225 tokens); 1: the official truncation to 77
+MAX_PROMPT_WINDOWS = 8  # 600 tokens: each window adds 77 keys to every Stage C attention
 CONTROLS = ("none", "canny", "inpaint", "outpaint", "upscale")
 REMIX_STRENGTH = 0.8  # the official image-to-image notebook's noise_level: the CLI's, API's and studio's remix default
 MAX_CONTROL_SCALE = 3.0
@@ -54,6 +56,9 @@ class GenerationRequest:
     mask: Picture | None = None  # inpaint: bright pixels are repainted; the control image's size
     margin: int = 0  # outpaint: pixels added on every side of the control image
     control_scale: float = 1.0  # the control's strength (official cnet_multiplier)
+    # How prompts are read (README, "Long prompts and weighting"); the official pipeline: 1 and False.
+    prompt_windows: int = PROMPT_WINDOWS  # at most this many 77-token windows; the rest is cut with a notice
+    prompt_weighting: bool = True  # (word:1.3), (word), [word] as in AUTOMATIC1111; False: brackets are text
 
     def validated(self) -> tuple["GenerationRequest", tuple[str, ...]]:
         """The request to run and notices about what was adjusted; raises RequestError."""
@@ -94,9 +99,15 @@ class GenerationRequest:
         seed = secrets.randbelow(2**32) if self.seed is None else _integer("seed", self.seed)
         if not 0 <= seed <= MAX_SEED - (num_images - 1):
             raise RequestError("seed", f"{seed} is outside 0–{MAX_SEED - (num_images - 1)}")
+        windows = _integer("prompt_windows", self.prompt_windows)
+        if not 1 <= windows <= MAX_PROMPT_WINDOWS:
+            raise RequestError("prompt_windows", f"{windows} is outside 1–{MAX_PROMPT_WINDOWS} (windows of 75 tokens; "
+                               "1: the official truncation to 77 tokens)")
+        if not isinstance(self.prompt_weighting, bool):
+            raise RequestError("prompt_weighting", f"must be true or false, got {self.prompt_weighting!r}")
         images = _validated_pictures(self, sizes, notices)
         request = dataclasses.replace(self, **texts, **sizes, **steps, **guidance, num_images=num_images, seed=seed,
-                                      **images)
+                                      prompt_windows=windows, **images)
         return request, tuple(notices)
 
     @property

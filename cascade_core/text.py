@@ -1,43 +1,55 @@
-"""CLIP ViT-bigG text conditioning, as the official pipeline computes it.
+"""CLIP ViT-bigG text conditioning, as the official pipeline computes it, and beyond 77 tokens.
 
 `clip_text` is the last hidden state of the transformer (before the final layer norm:
 `hidden_states[-1]`), `clip_text_pooled` the projected pooled output (`text_embeds`) as a
-one-token sequence. Prompts are padded or truncated to 77 tokens.
+one-token sequence. The official pipeline pads or truncates the prompt to one window of 77
+tokens (`OFFICIAL`); a `PromptMode` may allow more windows, run through the transformer
+separately and concatenated along the sequence (the pooled output stays the first window's),
+and weighting syntax (`(word:1.3)`), applied to the hidden states as AUTOMATIC1111 does
+(`modules/sd_hijack_clip.py`, `process_tokens`): each token's state times its weight, then the
+window rescaled to its mean before. Windows and weights: `prompt_windows.py`.
 
-A prompt's embedding depends on nothing but the prompt, so the encoder keeps the last few
-(`CACHE_SIZE`): variations of a prompt, and every request's negative prompt after the first
-("" or a style's), skip the text transformer.
+A prompt's embedding depends on nothing but the token windows it is read as, so the encoder
+keeps the last few (`CACHE_SIZE`), keyed by those: variations of a prompt, and every request's
+negative prompt after the first ("" or a style's), skip the text transformer.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 
-MAX_TOKENS = 77
-CACHE_SIZE = 32  # prompts; one embedding is 77 × 1280 numbers (0.4 MB in float32)
+from .prompt_windows import OFFICIAL, WINDOW, PromptMode, TokenWindows, token_windows
+
+CACHE_SIZE = 32  # prompts; one window's embedding is 77 × 1280 numbers (0.4 MB in float32)
 
 
 @dataclass(frozen=True)
 class TextEmbedding:
-    clip_text: torch.Tensor  # (1, 77, C)
-    clip_text_pooled: torch.Tensor  # (1, 1, C)
-    input_ids: torch.Tensor  # (1, 77)
-    dropped: str  # the end of the prompt that did not fit in 77 tokens ("" when all fit)
+    clip_text: torch.Tensor  # (1, 77·windows, C)
+    clip_text_pooled: torch.Tensor  # (1, 1, C): the first window's
+    input_ids: torch.Tensor  # (1, 77·windows)
+    dropped: str  # the end of the prompt that no window holds ("" when all fit)
+
+    @property
+    def windows(self) -> int:
+        return self.input_ids.shape[1] // WINDOW
 
 
 class TextEncoder:
     """A tokenizer and a `CLIPTextModelWithProjection`, run together, with the embeddings of the
-    `cache_size` most recently used prompts kept (0: none). Treat the embeddings as read-only."""
+    `cache_size` most recently used prompts kept (0: none). Treat the embeddings as read-only.
+    After changing the tokenizer or the model (a trained token), call `forget()`."""
 
     def __init__(self, tokenizer, model, device: torch.device | None = None, cache_size: int = CACHE_SIZE):
         self.tokenizer = tokenizer
         self.model = model
         self._device = device or model.device  # where tokens go; offloaded weights live elsewhere
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, TextEmbedding] = OrderedDict()  # oldest first
+        self._cache: OrderedDict[tuple, TextEmbedding] = OrderedDict()  # by TokenWindows.key, oldest first
         self._lock = threading.Lock()  # the studio's requests run in worker threads
         # A fast tokenizer keeps its padding/truncation settings in shared Rust state that each
         # call rewrites: two threads tokenizing at once can get each other's settings.
@@ -47,51 +59,97 @@ class TextEncoder:
     def device(self) -> torch.device:
         return self._device
 
-    def dropped_words(self, prompt: str) -> str:
-        """The words cut by truncation to 77 tokens: [bos] + 75 tokens + [eos] are kept."""
+    def windows_of(self, prompt: str, mode: PromptMode = OFFICIAL) -> TokenWindows:
+        """The token windows `prompt` is read as (prompt_windows.token_windows)."""
         with self._tokenizer_lock:
-            ids = self.tokenizer(prompt, verbose=False)["input_ids"]
-            if len(ids) <= MAX_TOKENS:
-                return ""
-            return self.tokenizer.decode(ids[MAX_TOKENS - 1:-1], skip_special_tokens=True).strip()
+            return token_windows(self.tokenizer, prompt, mode)
 
-    def cached(self, prompt: str) -> TextEmbedding | None:
+    def dropped_words(self, prompt: str, mode: PromptMode = OFFICIAL) -> str:
+        """The words cut because they fit in no window (OFFICIAL: past [bos] + 75 tokens + [eos])."""
+        return self.windows_of(prompt, mode).dropped
+
+    def cached(self, prompt: str, mode: PromptMode = OFFICIAL) -> TextEmbedding | None:
         """The kept embedding of `prompt`, or None; a hit makes it the most recently used."""
-        with self._lock:
-            embedding = self._cache.get(prompt)
-            if embedding is not None:
-                self._cache.move_to_end(prompt)
-            return embedding
+        return self._kept(self.windows_of(prompt, mode))
 
     def forget(self) -> None:
-        """Drop every kept embedding (the benchmark times cold requests this way)."""
+        """Drop every kept embedding (after the tokenizer or the model changed; the benchmark's cold runs)."""
         with self._lock:
             self._cache.clear()
 
-    def __call__(self, prompt: str) -> TextEmbedding:
-        embedding = self.cached(prompt)
+    def __call__(self, prompt: str, mode: PromptMode = OFFICIAL) -> TextEmbedding:
+        windows = self.windows_of(prompt, mode)
+        embedding = self._kept(windows)
         if embedding is None:
-            embedding = self._encode(prompt)
+            embedding = self._encode(windows)
             with self._lock:
-                self._cache[prompt] = embedding
+                self._cache[windows.key] = embedding
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
-        return embedding
+        return dataclasses.replace(embedding, dropped=windows.dropped) if windows.dropped else embedding
+
+    def pair(self, prompt: str, negative: str, mode: PromptMode) -> tuple[TextEmbedding, TextEmbedding]:
+        """Both branches of guidance, with as many windows each (batched together in Stage C):
+        the shorter one gets windows of the empty prompt, as A1111 pads the unconditional one."""
+        text, other = self(prompt, mode), self(negative, mode)
+        empty = self("", mode) if text.windows != other.windows else None
+        return _padded(text, other, empty)
+
+    def cached_pair(self, prompt: str, negative: str, mode: PromptMode) -> tuple[TextEmbedding, TextEmbedding] | None:
+        """`pair(prompt, negative, mode)` when every embedding it needs is kept, else None."""
+        text, other = self.cached(prompt, mode), self.cached(negative, mode)
+        if text is None or other is None:
+            return None
+        empty = self.cached("", mode) if text.windows != other.windows else None
+        if text.windows != other.windows and empty is None:
+            return None
+        return _padded(text, other, empty)
+
+    def _kept(self, windows: TokenWindows) -> TextEmbedding | None:
+        with self._lock:
+            embedding = self._cache.get(windows.key)
+            if embedding is not None:
+                self._cache.move_to_end(windows.key)
+        if embedding is None or not windows.dropped:
+            return embedding
+        return dataclasses.replace(embedding, dropped=windows.dropped)
 
     @torch.inference_mode()
-    def _encode(self, prompt: str) -> TextEmbedding:
-        with self._tokenizer_lock:
-            tokens = self.tokenizer(
-                prompt, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
-            )
-        out = self.model(
-            input_ids=tokens["input_ids"].to(self.device),
-            attention_mask=tokens["attention_mask"].to(self.device),
-            output_hidden_states=True,
-        )
+    def _encode(self, windows: TokenWindows) -> TextEmbedding:
+        """All windows through the transformer as one batch; kept without `dropped` (it is the prompt's)."""
+        ids = torch.tensor(windows.ids)  # (W, 77)
+        mask = (torch.arange(WINDOW) < torch.tensor(windows.lengths)[:, None]).long()  # (W, 77)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=True)
+        hidden = out.hidden_states[-1]  # (W, 77, C)
+        if windows.weights is not None:
+            hidden = emphasized(hidden, torch.tensor(windows.weights, device=hidden.device))
         return TextEmbedding(
-            clip_text=out.hidden_states[-1],
-            clip_text_pooled=out.text_embeds[:, None],
-            input_ids=tokens["input_ids"],
-            dropped=self.dropped_words(prompt),
+            clip_text=hidden.reshape(1, -1, hidden.shape[-1]),  # (1, W·77, C): the windows one after another
+            clip_text_pooled=out.text_embeds[:1, None],
+            input_ids=ids.reshape(1, -1),
+            dropped="",
         )
+
+
+def emphasized(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Hidden states (W, 77, C) times their tokens' weights (W, 77), each window then scaled back to
+    the mean it had (A1111 `sd_emphasis.EmphasisOriginal`: `z *= w; z *= original_mean / new_mean`)."""
+    z = hidden.float()
+    before = z.mean(dim=(1, 2), keepdim=True)  # (W, 1, 1)
+    z = z * weights.float()[..., None]
+    return (z * (before / z.mean(dim=(1, 2), keepdim=True))).to(hidden.dtype)
+
+
+def _padded(text: TextEmbedding, other: TextEmbedding,
+            empty: TextEmbedding | None) -> tuple[TextEmbedding, TextEmbedding]:
+    """The two embeddings, the one with fewer windows followed by copies of `empty`'s window."""
+    def grown(e: TextEmbedding, windows: int) -> TextEmbedding:
+        extra = windows - e.windows
+        if extra == 0:
+            return e
+        return dataclasses.replace(
+            e, clip_text=torch.cat([e.clip_text, empty.clip_text.repeat(1, extra, 1)], dim=1),
+            input_ids=torch.cat([e.input_ids, empty.input_ids.repeat(1, extra)], dim=1))
+
+    windows = max(text.windows, other.windows)
+    return grown(text, windows), grown(other, windows)

@@ -15,7 +15,7 @@ from ..loading import load_with
 from ..options import EngineOptions
 from ..picture import Picture
 from ..pipeline import generate
-from ..request import CONTROLS, REMIX_STRENGTH, GenerationRequest
+from ..request import CONTROLS, MAX_PROMPT_WINDOWS, PROMPT_WINDOWS, REMIX_STRENGTH, GenerationRequest
 from .progress import StageBar
 
 
@@ -35,6 +35,12 @@ def add_parser(commands) -> None:
     EngineOptions.add_arguments(p)
     p.add_argument("--prompt", required=True)
     p.add_argument("--negative-prompt", default="")
+    p.add_argument("--prompt-windows", type=int, default=PROMPT_WINDOWS, metavar="N",
+                   help=f"read prompts in up to N windows of 75 CLIP tokens (1–{MAX_PROMPT_WINDOWS}); 1 is the "
+                   "official truncation to 77 tokens")
+    p.add_argument("--prompt-weighting", action=argparse.BooleanOptionalAction, default=True,
+                   help="read (word:1.3), (word), [word] as weights, as AUTOMATIC1111 does (\\( is a literal "
+                   "bracket); --no-prompt-weighting reads brackets as text, as the official pipeline")
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--height", type=int, default=1024)
     p.add_argument("--seed", type=int, default=None, help="random when omitted (printed)")
@@ -113,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         prompt=args.prompt, negative_prompt=args.negative_prompt, width=args.width, height=args.height,
         seed=args.seed, prior_steps=args.prior_steps, prior_guidance=args.prior_guidance,
         decoder_steps=args.decoder_steps, decoder_guidance=args.decoder_guidance, num_images=args.num_images,
-        **picture_fields(args),
+        prompt_windows=args.prompt_windows, prompt_weighting=args.prompt_weighting, **picture_fields(args),
     )
     request.validated()  # refuse a bad request before spending time on loading
     transformers_logging.disable_progress_bar()  # our own progress lines say what is loading

@@ -134,7 +134,8 @@ def test_invalid_request_raises_before_any_work(tiny_model):
 def test_long_prompt_is_truncated_with_a_notice(tiny_model):
     prompt = " ".join(["fox"] * 80 + ["zebra", "giraffe"])
     for _ in range(2):  # the second time from the kept embedding, with the same notice
-        started = next(cc.generate(tiny_model, cc.GenerationRequest(prompt, width=256, height=256)))
+        request = cc.GenerationRequest(prompt, width=256, height=256, prompt_windows=1)  # the official truncation
+        started = next(cc.generate(tiny_model, request))
         assert len(started.notices) == 1
         assert started.notices[0].endswith("fox fox fox fox fox zebra giraffe")
 
