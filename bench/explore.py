@@ -6,13 +6,16 @@ generating N full images, and what finishing a few of them adds.
 
 Random weights of the variant's architectures (lite: Stage C lite 1B, Stage B lite 700M, the released Stage A
 and previewer, a CLIP ViT-bigG-shaped text encoder; bench.request.random_model), float32, on the CPU. After an
-untimed warm-up (the requests' batch sizes, one step a stage), three things are timed in one process, each
-starting with the prompts forgotten so that each encodes them once (later requests find them kept, as in the
-studio):
+untimed warm-up (the requests' batch sizes, one step a stage), three things are timed in one process:
 
   (a) explore: REQUESTS requests of IMAGES images, `generate(..., stage_c_only=True)`;
   (b) full: the same requests run to the end (Stage B and Stage A too);
-  (c) explore, then finish: (a)'s run, plus `finish()` of FINISH of its compositions, timed right after it.
+  (c) explore, then finish: (a)'s run, plus `finish()` of FINISH of its compositions, timed after the rest.
+
+(a)'s and (b)'s requests run in turns (explore 1, full 1, explore 2, …), so that load from other work on a shared
+machine falls on both alike; the 1-minute load average before and after each is recorded. Each kind's first
+request starts with the prompts forgotten, so each kind encodes them once (later requests and the finish find
+them kept, as in the studio).
 
 No intermediate images (preview_every=0, decode_every=0), so that only the work itself is counted.
 --timed-requests R < REQUESTS runs R requests of each kind and scales their sum by REQUESTS / R (printed as
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,21 +55,27 @@ def _run(model: CascadeModel, request: GenerationRequest, stage_c_only: bool) ->
 
 
 def _timed(call) -> dict:
-    """Wall and CPU seconds of one call, and what it returned."""
-    out = []
+    """Wall and CPU seconds of one call, what it returned, and the 1-minute load average before and after it."""
+    out, before = [], os.getloadavg()[0]
     wall, cpu = measure.timed(lambda: out.append(call()), CPU)
-    return {"wall_s": wall, "cpu_s": cpu, "result": out[0]}
+    return {"wall_s": wall, "cpu_s": cpu, "load": [before, os.getloadavg()[0]], "result": out[0]}
 
 
-def _series(model: CascadeModel, requests: list[GenerationRequest], stage_c_only: bool) -> dict:
-    """The requests one after another, the prompts forgotten first: per-request and total seconds, and the
-    compositions they explored (stage_c_only)."""
-    model.text_encoder.forget()
-    runs = [_timed(lambda r=r: _run(model, r, stage_c_only)) for r in requests]
-    return {"requests_s": [r["wall_s"] for r in runs], "requests_cpu_s": [r["cpu_s"] for r in runs],
-            "text_s": [r["result"].timings["text"] for r in runs],
-            "wall_s": sum(r["wall_s"] for r in runs), "cpu_s": sum(r["cpu_s"] for r in runs),
-            "compositions": [c for r in runs for c in r["result"].compositions]}
+def _in_turns(model: CascadeModel, requests: list[GenerationRequest]) -> tuple[dict, list]:
+    """Each request explored, then run in full, in turns (explore 1, full 1, explore 2, full 2, …) so that a
+    shared machine's load falls on both kinds alike. The prompts are forgotten before each kind's first request,
+    so that each kind encodes them once. Per kind: per-request and total seconds; and the explored compositions."""
+    runs = {"explore": [], "full": []}
+    for k, request in enumerate(requests):
+        for kind, stage_c_only in (("explore", True), ("full", False)):
+            if k == 0:
+                model.text_encoder.forget()
+            runs[kind].append(_timed(lambda: _run(model, request, stage_c_only)))
+    summary = {kind: {"requests_s": [r["wall_s"] for r in rs], "requests_cpu_s": [r["cpu_s"] for r in rs],
+                      "load": [r["load"] for r in rs], "text_s": [r["result"].timings["text"] for r in rs],
+                      "wall_s": sum(r["wall_s"] for r in rs), "cpu_s": sum(r["cpu_s"] for r in rs)}
+               for kind, rs in runs.items()}
+    return summary, [c for r in runs["explore"] for c in r["result"].compositions]
 
 
 def _warm_up(model: CascadeModel, request: GenerationRequest, finished: int) -> None:
@@ -88,10 +98,8 @@ def explore_and_finish(model: CascadeModel, request: GenerationRequest, requests
         raise ValueError(f"timed_requests {timed_requests} is outside 1–{requests}")
     batch = [dataclasses.replace(request, seed=request.seed + k * request.num_images) for k in range(timed_requests)]
     _warm_up(model, request, finished)
-    explore = _series(model, batch, stage_c_only=True)
-    full = _series(model, batch, stage_c_only=False)
-    compositions = explore.pop("compositions")
-    full.pop("compositions")
+    kinds, compositions = _in_turns(model, batch)
+    explore, full = kinds["explore"], kinds["full"]
     chosen = compositions[:: max(1, len(compositions) // finished)][:finished]  # spread over the requests
     done = _timed(lambda: _finished(finish(model, chosen, decode_every=0)))
     scale = requests / timed_requests
@@ -101,12 +109,13 @@ def explore_and_finish(model: CascadeModel, request: GenerationRequest, requests
         "images": images, "per_request": request.num_images, "requests": requests,
         "timed_requests": timed_requests, "scale": scale, "finished": len(chosen),
         "explore": explore, "full": full,
-        "finish": {"wall_s": f, "cpu_s": done["cpu_s"], "text_s": done["result"].timings["text"],
-                   "seeds": list(done["result"].seeds)},
+        "finish": {"wall_s": f, "cpu_s": done["cpu_s"], "load": done["load"],
+                   "text_s": done["result"].timings["text"], "seeds": list(done["result"].seeds)},
         "seconds": {"a_explore": a, "b_full": b, "c_explore_then_finish": a + f, "finish": f},
         "cpu_seconds": {"a_explore": explore["cpu_s"] * scale, "b_full": full["cpu_s"] * scale,
                         "c_explore_then_finish": explore["cpu_s"] * scale + done["cpu_s"]},
-        "ratios": {"a/b": a / b, "c/b": (a + f) / b},
+        "ratios": {"a/b": a / b, "c/b": (a + f) / b, "a/b_cpu": explore["cpu_s"] / full["cpu_s"],
+                   "a/b_per_request": [e / g for e, g in zip(explore["requests_s"], full["requests_s"])]},
         "per_image_s": {"explored": a / images, "full": b / images, "finished": f / len(chosen)},
     }
 
@@ -119,7 +128,9 @@ def report(result: dict, size: int, threads: int, variant: str, request: Generat
            f"{result['timed_requests']} request(s) of {result['per_request']} timed, scaled ×{result['scale']:g} "
            f"(the prompts' encoding, {result['explore']['text_s'][0]:.2f} s, counted ×{result['scale']:g} too)")
     line = lambda label, wall, cpu: f"{label:<27}{wall:8.1f} s wall ({cpu:.1f} s CPU)"
-    per_request = lambda kind: ", ".join(f"{t:.1f}" for t in result[kind]["requests_s"])
+    per_request = lambda kind: ", ".join(f"{t:.1f} (load {l0:.1f}→{l1:.1f})"
+                                         for t, (l0, l1) in zip(result[kind]["requests_s"], result[kind]["load"]))
+    ratios = result["ratios"]
     return "\n".join([
         f"{variant}, random weights, float32 CPU, {threads} threads, {size}×{size}, Stage C {request.prior_steps} "
         f"steps, Stage B {request.decoder_steps} steps, no intermediate images; {n} images as {how}",
@@ -127,7 +138,8 @@ def report(result: dict, size: int, threads: int, variant: str, request: Generat
         line(f"(b) generate {n} in full:", s["b_full"], c["b_full"]) + f"; per request {per_request('full')} s",
         line(f"(c) explore {n}, finish {k}:", s["c_explore_then_finish"], c["c_explore_then_finish"])
         + f"; the finish alone {s['finish']:.1f} s ({result['finish']['cpu_s']:.1f} s CPU)",
-        f"(a)/(b) = {result['ratios']['a/b']:.3f}   (c)/(b) = {result['ratios']['c/b']:.3f}",
+        f"(a)/(b) = {ratios['a/b']:.3f}   (c)/(b) = {ratios['c/b']:.3f}   (a)/(b) of CPU time = {ratios['a/b_cpu']:.3f}"
+        f"   (a)/(b) request by request = {', '.join(f'{r:.3f}' for r in ratios['a/b_per_request'])}",
         f"per image: explored {per['explored']:.2f} s, full {per['full']:.2f} s, finished (of {k}) "
         f"{per['finished']:.2f} s",
     ])
