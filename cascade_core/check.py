@@ -20,7 +20,7 @@ from .errors import ModelLoadError
 from .extras import declared, declared_config
 from .formats import clip_text, comfyui, sources
 from .formats.detect import LABELS, PIPELINE_PARTS
-from .formats.plan import layout
+from .formats.plan import layout, stored_bytes
 from .formats.released_layout import detect_size, find_custom
 from .weights import NetworkFile, layout_problems, read_layout
 from .models.layouts import expected_layout
@@ -93,7 +93,7 @@ def _network(path: Path, stage: str) -> FileCheck:
 
 def _loaded(file: NetworkFile, folder: Path) -> FileCheck:
     detail = f"{file.size}, {file.format}, {len(expected_layout(file.config))} tensors"
-    weights = sum(_size(p) for p in file.path.iterdir()) if file.path.is_dir() else _size(file.path)
+    weights = stored_bytes(file.plan) if file.plan is not None else _size(file.path)  # a bundle part: its share
     return FileCheck(_label(file.path, folder), file.stage, True, detail, weights, format=file.format)
 
 
@@ -123,8 +123,11 @@ def _text(place: sources.Place, stage_c: Path | None) -> list[FileCheck]:
         from transformers import CLIPTextConfig
 
         problems = layout_problems(layout(plan), clip_text.expected(CLIPTextConfig(**memory.BIGG_TEXT)))
+        if problems:
+            problems.insert(0, f"not the released CLIP ViT-bigG text model of {hub.REPO}, whose config.json a "
+                               "checkpoint's text encoder is loaded with when the folder has none")
         return [FileCheck(label, "text_encoder", not problems, "; ".join(problems) or f"{params}, {kind}; its "
-                          f"config.json is fetched from {hub.REPO} on load", _size(bundle.path), format=kind),
+                          f"config.json is fetched from {hub.REPO} on load", stored_bytes(plan), format=kind),
                 FileCheck("tokenizer/", "tokenizer", True, f"absent: fetched from {hub.REPO} on load (2 MB)",
                           absent=True)]
     try:
@@ -133,7 +136,7 @@ def _text(place: sources.Place, stage_c: Path | None) -> list[FileCheck]:
         problems = [str(e)]
     where = "" if text.config.parent == place.folder else f" (config.json of {hub.REPO}, cached)"
     return [FileCheck(label, "text_encoder", not problems, "; ".join(problems) or f"{params}, {kind}{where}",
-                      _size(bundle.path), format=kind),
+                      stored_bytes(plan), format=kind),
             _tokenizer(text.tokenizer, "tokenizer/" if text.tokenizer.parent == place.folder
                        else f"tokenizer/ of {hub.REPO} (cached)")]
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         folder = Path(args.model).expanduser()
     rows = check_folder(folder, args.stage_c, args.stage_b)
-    formats = list(dict.fromkeys(r.format for r in rows if r.format))
+    formats = list(dict.fromkeys(r.format.split(" (")[0] for r in rows if r.format))  # details in the rows
     print(f"{folder}\nformats: {'; '.join(formats) or 'none recognised'}\n")
     print(table([("file", "part", "size", "result")] +
                 [(r.file, r.part, format_bytes(r.bytes) if r.bytes else "", _result(r)) for r in rows]))

@@ -69,6 +69,8 @@ def from_file(stage: str, contents: Contents, hint: str = "") -> NetworkFile:
         raise wrong_kind(contents.path, [p for p in contents.parts if p in PIPELINE_PARTS], stage, hint)
     bundle = contents.kind == "ComfyUI checkpoint"
     file = by_shapes(stage, contents.parts[stage], contents.path, f" ({LABELS[stage]} part)" if bundle else "")
+    if bundle:  # "ComfyUI checkpoint", with the naming of its parts where it is not the released one
+        return dataclasses.replace(file, format=contents.kind + f" ({file.format})" * (file.format != "released names"))
     return dataclasses.replace(file, format=", ".join(filter(None, [file.format, contents.kind])))
 
 

@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from ..errors import ModelLoadError
 
 Shape = tuple[int, ...]
+_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Tensor:
     path: Path
     name: str
     shape: Shape
+    dtype: str = "F32"  # as the header names it: F32, BF16, F16, I64, …
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * _ITEMSIZE.get(self.dtype, 1)  # 1: U8, I8, BOOL, F8_*
 
 
 Header = dict[str, Tensor]  # the names a part uses (prefixes removed) → the file tensors
@@ -54,7 +60,8 @@ def read_header(path: Path) -> Header:
     """Every tensor name and shape of a safetensors file (its header only; no weights are read)."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {name: Tensor(path, name, tuple(f.get_slice(name).get_shape())) for name in f.keys()}
+            slices = {name: f.get_slice(name) for name in f.keys()}
+            return {name: Tensor(path, name, tuple(s.get_shape()), s.get_dtype()) for name, s in slices.items()}
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); delete it and fetch it again") from e
 
@@ -69,8 +76,9 @@ def layout(plan: Plan) -> dict[str, Shape]:
     return {name: source.shape for name, source in plan.items()}
 
 
-def plan_bytes(plan: Plan, dtype: torch.dtype) -> int:
-    return sum(math.prod(source.shape) for source in plan.values()) * dtype.itemsize
+def stored_bytes(plan: Plan) -> int:
+    """Bytes the plan's tensors take in their files (a part of a bundle: its share of the file)."""
+    return sum(part.nbytes for source in plan.values() for part in source.parts)
 
 
 def load_plan(plan: Plan, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:

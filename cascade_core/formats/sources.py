@@ -221,7 +221,8 @@ def fallback_previewer(fetch: bool, say: Say) -> tuple[NetworkFile | None, str]:
             raise ModelLoadError(f"the cache has no {PREVIEWER} of {hub.REPO}")
         return networks.from_file("previewer", contents(path)), f"previewer: {how} {PREVIEWER} of {hub.REPO}"
     except ModelLoadError as e:
-        note = (f"no previewer in the model, and none from {hub.REPO} ({first_line(e)}): Stage C's previews are a "
+        why = first_line(e).split(". ")[0]  # the first sentence: the hub's remedy is for downloads, not this
+        note = (f"no previewer in the model, and none from {hub.REPO} ({why}): Stage C's previews are a "
                 f"false-colour sketch of its latent; the final image does not change. Put {PREVIEWER} of {hub.REPO} "
                 "beside the model for real previews")
         log.warning(note)
