@@ -172,20 +172,23 @@ def _custom(folder: Path, stage: str) -> FileCheck:
 def _text_encoder(folder: Path) -> FileCheck:
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    weights = next((folder / "text_encoder" / n for n in TEXT_FILES if (folder / "text_encoder" / n).is_file()), None)
-    if weights is None:
+    text_dir = folder / "text_encoder"
+    single = next((text_dir / n for n in TEXT_FILES if (text_dir / n).is_file()), None)
+    shards = [single] if single else sorted(text_dir.glob("model-*-of-*.safetensors"))  # as transformers shards
+    if not shards:
         return FileCheck("text_encoder/", "text_encoder", False, f"missing {' or '.join(TEXT_FILES)}")
-    name = f"text_encoder/{weights.name}"
+    name = f"text_encoder/{shards[0].name}" + (f" and {len(shards) - 1} more" if len(shards) > 1 else "")
+    size = sum(_size(p) for p in shards)
     try:
-        config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
-        found = read_layout(weights)
+        config = CLIPTextConfig.from_pretrained(text_dir)
+        found = {k: v for path in shards for k, v in read_layout(path).items()}
     except (OSError, ValueError, ModelLoadError) as e:
-        return FileCheck(name, "text_encoder", False, str(e), _size(weights))
+        return FileCheck(name, "text_encoder", False, str(e), size)
     problems = layout_problems(found, _transformers_layout(CLIPTextModelWithProjection, config, found))
     if problems:
-        return FileCheck(name, "text_encoder", False, "; ".join(problems), _size(weights))
+        return FileCheck(name, "text_encoder", False, "; ".join(problems), size)
     params = sum(math.prod(shape) for shape in found.values())
-    return FileCheck(name, "text_encoder", True, f"{params / 1e6:.0f}M parameters, {len(found)} tensors", _size(weights))
+    return FileCheck(name, "text_encoder", True, f"{params / 1e6:.0f}M parameters, {len(found)} tensors", size)
 
 
 def _tokenizer(path: Path, label: str = "tokenizer/") -> FileCheck:

@@ -70,3 +70,14 @@ def test_the_command_prints_the_formats_found(tmp_path):
     lines = {line.split()[1]: line for line in result.stdout.splitlines()[3:] if len(line.split()) > 2}
     assert lines["stage_c"].startswith(str(FIXTURE / "prior") + "/") and "ok: custom, diffusers prior/" in lines["stage_c"]
     assert "absent: previewer.safetensors of stabilityai/stable-cascade is fetched on load" in lines["previewer"]
+
+
+def test_a_sharded_text_encoder_is_checked_whole(tmp_path):
+    from transformers import CLIPTextModelWithProjection
+
+    model = CLIPTextModelWithProjection.from_pretrained(TINY_CASCADE / "text_encoder")
+    model.save_pretrained(tmp_path / "text_encoder", max_shard_size="2MB")  # as big repositories shard it
+    shutil.copytree(TINY_CASCADE / "tokenizer", tmp_path / "tokenizer")
+    text = rows_by_part(check_folder(tmp_path))["text_encoder"]
+    assert text.ok and text.file == "text_encoder/model-00001-of-00002.safetensors and 1 more"
+    assert text.detail == "2M parameters, 37 tensors"
