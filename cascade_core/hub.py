@@ -80,6 +80,7 @@ class _Wanted:
     select: Callable[[set[str]], list[str]]
     what: str  # "for the lite variant (bf16 weights)"
     command: str  # "python -m cascade_core download --model REPO --variant lite"
+    missing: str = "it is not a Stable Cascade repository in the released layout (stabilityai/stable-cascade)"
 
 
 def fetch(repo: str = REPO, *, variant: str, weights: str = "bf16", revision: str | None = None,
@@ -103,6 +104,17 @@ def fetch_files(repo: str, names: list[str], *, revision: str | None = None, for
 
     wanted = _Wanted(select, f"({', '.join(names)})", f"python -m cascade_core download --model {repo} --extras")
     return _fetch(repo, wanted, revision, force, progress or (lambda message: None))
+
+
+def fetch_file(repo: str, name: str, *, progress: Say | None = None) -> Path:
+    """One file of `repo` (a LoRA) from the cache, downloaded first when it is not there; its path."""
+    def select(available: set[str]) -> list[str]:
+        if name not in available:
+            raise _Missing([name])
+        return [name]
+
+    wanted = _Wanted(select, f"({name})", f"hf download {repo} {name}", "check the file's path in the repository")
+    return _fetch(repo, wanted, None, False, progress or (lambda message: None)) / name
 
 
 def fetch_text_support(repo: str = REPO, *, progress: Say | None = None) -> Path:
@@ -143,8 +155,7 @@ def _fetch(repo: str, wanted: _Wanted, revision: str | None, force: bool, say: S
     try:
         files = wanted.select(set(sizes))
     except _Missing as e:
-        raise ModelLoadError(f"{repo} has no {', '.join(e.missing)}: it is not a Stable Cascade repository in "
-                             "the released layout (stabilityai/stable-cascade)") from e
+        raise ModelLoadError(f"{repo} has no {', '.join(e.missing)}: {wanted.missing}") from e
     say(f"{repo} at {info.sha[:7]}: {len(files)} file{'s' if len(files) != 1 else ''}, {format_bytes(sum(sizes[f] for f in files))} {wanted.what}")
     _remember_revision(repo, revision or "main", info.sha)
     path = None

@@ -25,6 +25,7 @@ from .config import STAGES
 from .devices import resolve_device, resolve_dtype, supports_bfloat16
 from .errors import ModelLoadError, first_line
 from .extras import folder_extras
+from .lora import Loras
 from .model import CascadeModel, LoadedNetwork
 from .formats import clip_text, sources
 from .formats.sources import ModelSources, TextSource
@@ -122,7 +123,7 @@ def load_with(options: EngineOptions, progress: Progress | None = None) -> Casca
     return CascadeModel(
         name=options.model if from_hub else found.name, **networks, text_encoder=text_encoder,
         device=device, dtype=dtypes["stage_c"], variant=size, load_report=tuple(report), placement=placement,
-        runtime=applied, extras=folder_extras(found.folder, device, dtypes["stage_b"], say),
+        runtime=applied, extras=folder_extras(found.folder, device, dtypes["stage_b"], say), loras=Loras(options.lora_dir),
     )
 
 

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from .lora import Loras
 from .models import Previewer, StageA, StageB, StageC
 from .offload import Placement
 from .runtime import Runtime
@@ -37,6 +38,7 @@ class CascadeModel:
     placement: Placement | None = None  # None: everything stays on `device` (offload none)
     runtime: Runtime = field(default_factory=Runtime)  # what runtime.apply did to the networks
     extras: Callable[[str], torch.nn.Module] | None = None  # extras.Extras: networks only some modes need
+    loras: Loras = field(default_factory=Loras)  # the LoRAs merged now, and the LoRA folder
 
     def __post_init__(self):
         if self.placement is None:

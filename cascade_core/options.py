@@ -18,6 +18,7 @@ WEIGHTS = ("bf16", "fp32")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 OFFLOAD_MODES = ("none", "model", "sequential")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+LORA_DIR = "loras"
 MAX_BATCH_REQUESTS = 16
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -42,6 +43,7 @@ _HELP = {
                    "(CUDA, --offload none; README, Speed)",
     "batch_requests": f"serve up to N requests at once, their same-size steps batched into one network call "
                       f"(1: one at a time; at most {MAX_BATCH_REQUESTS}; README, Serving many users)",
+    "lora_dir": "the folder whose LoRA files a request may name without a path (README, LoRAs)",
 }
 _CHOICES = {"variant": VARIANTS, "weights": WEIGHTS, "dtype": DTYPES, "offload": OFFLOAD_MODES,
             "compile": COMPILE_MODES}
@@ -65,6 +67,7 @@ class EngineOptions:
     offload: str = "none"
     compile: str = "none"
     force_float16: bool = False
+    lora_dir: str = LORA_DIR
     cuda_graphs: bool = False
     batch_requests: int = 1  # requests served at once by batching.Batcher (the studio's queue)
 

@@ -174,6 +174,7 @@ def generation(model: CascadeModel, request: GenerationRequest, *, stop: threadi
                stage_c_only: bool = False) -> Steps:
     """`generate` as a coroutine (same arguments): its events, and a StepCall before each denoising step."""
     request, notices = request.validated()
+    notices += model.loras.use(request.loras, model.stage_c, model.text_encoder, model.placement)  # lora.py
     seeds = request.seeds()
     run = _Request(model, request, seeds, [torch.Generator().manual_seed(s) for s in seeds],
                    _Clock(model.device), stop)
@@ -233,7 +234,8 @@ def finishing(model: CascadeModel, compositions: Sequence[Composition], *, stop:
         generator.set_state(composition.random_state)
     run = _Request(model, request, [c.request.seed for c in compositions], generators, _Clock(model.device), stop)
 
-    # 1. The prompts (usually still kept by the text encoder from the exploration).
+    # 1. The prompts (usually still kept by the text encoder from the exploration), with its LoRAs' tokens.
+    model.loras.use(request.loras, model.stage_c, model.text_encoder, model.placement)
     text, negative = yield from _prompts(run, ())
     latent_c = upload(torch.cat([c.latent_c for c in compositions]), model.device)  # (B, 16, h, w)
     keep = compositions[0].keep

@@ -28,6 +28,8 @@ CONTROLS = ("none", "canny", "inpaint", "outpaint", "upscale")
 REMIX_STRENGTH = 0.8  # the official image-to-image notebook's noise_level: the CLI's, API's and studio's remix default
 MAX_CONTROL_SCALE = 3.0
 MAX_MARGIN = 1024
+MAX_LORAS = 8
+MAX_LORA_STRENGTH = 4.0  # a LoRA's strength lies in ±this (1: as trained, 0: off)
 PICTURE_FIELDS = ("init_image", "image_prompt", "control_image", "mask")
 # Control characters other than tab and newline, and unpaired surrogates (not encodable as UTF-8).
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -59,6 +61,8 @@ class GenerationRequest:
     # How prompts are read (README, "Long prompts and weighting"); the official pipeline: 1 and False.
     prompt_windows: int = PROMPT_WINDOWS  # at most this many 77-token windows; the rest is cut with a notice
     prompt_weighting: bool = True  # (word:1.3), (word), [word] as in AUTOMATIC1111; False: brackets are text
+    # LoRAs for Stage C (README, "LoRAs"): (a file, a name in the LoRA folder or owner/repo/file.safetensors, strength)
+    loras: tuple[tuple[str, float], ...] = ()
 
     def validated(self) -> tuple["GenerationRequest", tuple[str, ...]]:
         """The request to run and notices about what was adjusted; raises RequestError."""
@@ -107,7 +111,7 @@ class GenerationRequest:
             raise RequestError("prompt_weighting", f"must be true or false, got {self.prompt_weighting!r}")
         images = _validated_pictures(self, sizes, notices)
         request = dataclasses.replace(self, **texts, **sizes, **steps, **guidance, num_images=num_images, seed=seed,
-                                      prompt_windows=windows, **images)
+                                      prompt_windows=windows, **images, loras=_validated_loras(self.loras))
         return request, tuple(notices)
 
     @property
@@ -133,6 +137,7 @@ class GenerationRequest:
         settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in PICTURE_FIELDS:
             settings[name] = f"sha256:{settings[name].digest}" if settings[name] is not None else None
+        settings["loras"] = [[name, strength] for name, strength in self.loras]
         return {**settings, "mode": self.mode}
 
 
@@ -158,6 +163,28 @@ def _finite(name: str, value, low: float, high: float, low_open: bool = False) -
         bracket = "(" if low_open else "["
         raise RequestError(name, f"{value} is outside {bracket}{low:g}, {high:g}]")
     return float(value)
+
+
+def _validated_loras(loras) -> tuple[tuple[str, float], ...]:
+    """(name, strength) pairs, each name once, strengths within ±MAX_LORA_STRENGTH; the files are the
+    engine's to find (lora.resolve)."""
+    if not isinstance(loras, (tuple, list)) or len(loras) > MAX_LORAS:
+        raise RequestError("loras", f"must be a list of at most {MAX_LORAS} (name, strength) pairs, got {loras!r:.80}")
+    checked: dict[str, float] = {}
+    for pair in loras:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str) and pair[0].strip()):
+            raise RequestError("loras", "each LoRA is a (name, strength) pair: a file, a name in the LoRA folder or "
+                               f"owner/repo/file.safetensors, and a number; got {pair!r:.80}")
+        name, strength = pair[0].strip(), pair[1]
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+            raise RequestError("loras", f"the strength of {name!r} must be a finite number, got {strength!r:.40}")
+        if not -MAX_LORA_STRENGTH <= strength <= MAX_LORA_STRENGTH:
+            raise RequestError("loras", f"the strength of {name!r} is {strength}, outside ±{MAX_LORA_STRENGTH:g} "
+                               "(1: as trained, 0: off)")
+        if name in checked:
+            raise RequestError("loras", f"{name!r} is listed twice: give it once, with the strengths added")
+        checked[name] = float(strength)
+    return tuple(checked.items())
 
 
 def _snapped(width: float, height: float) -> tuple[int, int]:

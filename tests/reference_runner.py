@@ -2,11 +2,14 @@
 
     python tests/reference_runner.py REF_DIR [--weights-root DIR]
 
-It finds `pipeline/cases.json` (text → image, end to end) and `extras/{img2img,image_variation,
-controlnet}/cases.json` (Stage C with pictures), builds one model folder from `pipeline/tiny-cascade`
-with a `cascade.json` that names the extra networks (weight paths relative to --weights-root,
-default REF_DIR), runs each case through `cascade_core.generate` as the CLI and the studio do, and
-prints each case's worst relative error. Exit status 1 when one is past the reference README's
+It finds `pipeline/cases.json` (text → image, end to end), `extras/{img2img,image_variation,
+controlnet}/cases.json` (Stage C with pictures) and `extras/lora/cases.json` (Stage C with a LoRA in
+both file layouts, and the request with its trained token), builds one model folder from
+`pipeline/tiny-cascade` with a `cascade.json` that names the extra networks and a LoRA folder
+(weight paths relative to --weights-root, default REF_DIR), runs each case through
+`cascade_core.generate` as the CLI and the studio do (the LoRA forward cases through the merged
+Stage C, the LoRA request's steps through the sampler as well), and prints each case's worst
+relative error. Exit status 1 when one is past the reference README's
 tolerances (relative 1e-4 for tensors, max |Δ| 1e-3 for images in [0, 1]).
 """
 from __future__ import annotations
@@ -17,7 +20,9 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -27,6 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import cascade_core as cc  # noqa: E402
+from cascade_core import sampling  # noqa: E402
+from cascade_core.pipeline import STAGE_C_SHIFT  # noqa: E402
 from cascade_core.picture import Picture  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
@@ -145,10 +152,73 @@ def _control_pictures(case: dict, ref: dict) -> dict:
     return pictures
 
 
+def lora_folder(ref_dir: Path, weights_root: Path, into: Path) -> Path:
+    """The reference LoRA in both layouts, and the official one's train_tokens beside it (NAME.json), which
+    the official config holds and its file does not (an empty folder for a reference without extras/lora)."""
+    folder = into / "loras"
+    folder.mkdir()
+    if not (ref_dir / "extras" / "lora" / "lora.json").is_file():
+        return folder
+    spec = json.loads((ref_dir / "extras" / "lora" / "lora.json").read_text())
+    for name in ("lora_tiny.safetensors", spec["kohya_file"]):
+        shutil.copy(weights_root / "extras" / "lora" / name, folder / name)
+    (folder / "lora_tiny.json").write_text(json.dumps({"train_tokens": spec["train_tokens"]}))
+    return folder
+
+
+def lora_cases(model, ref_dir: Path):
+    folder = ref_dir / "extras" / "lora"
+    if not (folder / "cases.json").is_file():
+        return
+    cases, spec = json.loads((folder / "cases.json").read_text()), json.loads((folder / "lora.json").read_text())
+    ref = load_file(folder / "lora.io.safetensors")
+    use = lambda *loras: model.loras.use(loras, model.stage_c, model.text_encoder, model.placement)
+    try:
+        for layout, name in (("official", "lora_tiny"), ("kohya", spec["kohya_file"].removesuffix(".safetensors"))):
+            use((name, 1.0))
+            for k in range(cases["forward_cases"]):
+                with torch.inference_mode():
+                    out = model.stage_c(*(ref[f"{k}.{n}"] for n in ("x", "r", "clip_text", "clip_text_pooled",
+                                                                        "clip_img")))
+                yield Outcome(f"extras/lora/lora.io.safetensors {k}.out ({layout} layout)",
+                              relative_error(out, ref[f"{k}.out"]), 0.0)
+        yield Outcome("extras/lora/lora.io.safetensors request (trained token)", _lora_request(model, cases["request"],
+                                                                                              ref), 0.0)
+    finally:
+        use()
+
+
+@torch.inference_mode()
+def _lora_request(model, case: dict, ref: dict) -> float:
+    """The worst relative error of the request's input ids (exact or inf), text tensors, x and x0 of every
+    step, and latent_c."""
+    request = cc.GenerationRequest(prompt=case["prompt"], negative_prompt=case["negative_prompt"], seed=case["seed"],
+                                   width=case["width"], height=case["height"], prior_steps=case["steps"],
+                                   prior_guidance=case["guidance"], loras=(("lora_tiny", 1.0),))
+    errors = [relative_error(_finished(model, request, stage_c_only=True).tensors["latent_c"], ref["request.latent_c"])]
+    text, negative = model.text_encoder(case["prompt"]), model.text_encoder(case["negative_prompt"])
+    for label, embedding in (("", text), ("negative_", negative)):
+        same = torch.equal(embedding.input_ids, ref[f"request.{label}input_ids"])
+        errors += [0.0 if same else float("inf"),
+                   relative_error(embedding.clip_text, ref[f"request.{label}clip_text"]),
+                   relative_error(embedding.clip_text_pooled, ref[f"request.{label}clip_text_pooled"])]
+    net = model.stage_c
+    clip_img = torch.zeros(1, 1, net.config.c_clip_img)
+    cond = {"clip_text": text.clip_text, "clip_text_pooled": text.clip_text_pooled, "clip_img": clip_img}
+    uncond = {"clip_text": negative.clip_text, "clip_text_pooled": negative.clip_text_pooled, "clip_img": clip_img}
+    denoise = sampling.guided(SimpleNamespace(prepare=net.prepare, step=net.step), cond, uncond, case["guidance"])
+    draw = partial(sampling.draw_noise, [torch.Generator().manual_seed(case["seed"])], case["latent_shape"][1:])
+    schedule = sampling.cosine_schedule(case["steps"], STAGE_C_SHIFT)
+    for i, (x, x0) in enumerate(sampling.ddpm_sample(denoise, draw(), schedule, draw)):
+        errors += [relative_error(x, ref["request.x"][i]), relative_error(x0, ref["request.x0"][i])]
+    return max(errors)
+
+
 def run(ref_dir: Path, weights_root: Path) -> list[Outcome]:
     with tempfile.TemporaryDirectory() as tmp:
-        model = cc.load(model_folder(ref_dir, weights_root, Path(tmp)), device="cpu", dtype="float32")
-        return [*pipeline_cases(model, ref_dir), *extras_cases(model, ref_dir)]
+        model = cc.load(model_folder(ref_dir, weights_root, Path(tmp)), device="cpu", dtype="float32",
+                        lora_dir=str(lora_folder(ref_dir, weights_root, Path(tmp))))
+        return [*pipeline_cases(model, ref_dir), *extras_cases(model, ref_dir), *lora_cases(model, ref_dir)]
 
 
 def main(argv: list[str] | None = None) -> int:

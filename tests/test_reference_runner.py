@@ -13,7 +13,10 @@ def test_every_reference_case_passes(capsys):
     for case in ("pipeline/case0", "pipeline/case1", "extras/img2img/case0", "extras/image_variation/case0",
                  "extras/controlnet/case0", "extras/controlnet/case1", "extras/controlnet/case2"):
         assert any(line.startswith(f"ok   {case}.safetensors") for line in lines), case
-    assert lines[-1] == "8 passed, 0 failed"
+    for case in ("0.out (official layout)", "1.out (official layout)", "0.out (kohya layout)", "1.out (kohya layout)",
+                 "request (trained token)"):
+        assert any(line.startswith(f"ok   extras/lora/lora.io.safetensors {case}:") for line in lines), case
+    assert lines[-1] == "13 passed, 0 failed"
 
 
 def test_a_case_past_the_tolerance_fails(tmp_path, capsys):
@@ -29,4 +32,4 @@ def test_a_case_past_the_tolerance_fails(tmp_path, capsys):
     save_file({**tensors, "latent_c": tensors["latent_c"] * 1.001}, str(tmp_path / "pipeline" / "case0.safetensors"))
     assert reference_runner.main([str(tmp_path), "--weights-root", str(REFERENCE)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL pipeline/case0.safetensors: worst relative error 1.0e-03" in out and "7 passed, 1 failed" in out
+    assert "FAIL pipeline/case0.safetensors: worst relative error 1.0e-03" in out and "12 passed, 1 failed" in out

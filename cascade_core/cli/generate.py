@@ -12,6 +12,7 @@ from ..errors import RequestError
 from ..events import Finished, StageProgress, Started
 from ..images import save_png
 from ..loading import load_with
+from ..lora import resolve
 from ..options import EngineOptions
 from ..picture import Picture
 from ..pipeline import generate
@@ -49,6 +50,9 @@ def add_parser(commands) -> None:
     p.add_argument("--decoder-steps", type=int, default=10)
     p.add_argument("--decoder-guidance", type=float, default=1.1)
     p.add_argument("--num-images", type=int, default=1)
+    p.add_argument("--lora", action="append", type=lora_flag, metavar="FILE[:STRENGTH]",
+                   help="a LoRA for Stage C, repeatable: a file, a name in --lora-dir or owner/repo/file.safetensors "
+                   "on the hub, strength 1 unless given (README, LoRAs)")
     p.add_argument("--output", required=True, type=Path, help="OUT.png; with --num-images K: OUT_0.png … "
                    "OUT_{K-1}.png; repaint and extend also write the image before the picture is blended back in "
                    "as OUT.raw.png")
@@ -72,6 +76,15 @@ def add_parser(commands) -> None:
     pictures.add_argument("--margin", type=int, metavar="PX", help="outpaint: pixels added on every side")
     pictures.add_argument("--control-scale", type=float, default=1.0, metavar="M", help="the control's strength, 0–3")
     p.set_defaults(run=run)
+
+
+def lora_flag(text: str) -> tuple[str, float]:
+    """`FILE[:STRENGTH]` → (FILE, STRENGTH); without a number after the last colon, all of it is the file."""
+    name, _, strength = text.rpartition(":")
+    try:
+        return (name, float(strength)) if name else (text, 1.0)
+    except ValueError:
+        return text, 1.0
 
 
 def output_paths(output: Path, count: int) -> list[Path]:
@@ -120,8 +133,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, prior_steps=args.prior_steps, prior_guidance=args.prior_guidance,
         decoder_steps=args.decoder_steps, decoder_guidance=args.decoder_guidance, num_images=args.num_images,
         prompt_windows=args.prompt_windows, prompt_weighting=args.prompt_weighting, **picture_fields(args),
+        loras=tuple(args.lora or ()),
     )
     request.validated()  # refuse a bad request before spending time on loading
+    for name, _ in request.loras:
+        resolve(name, Path(args.lora_dir))
     transformers_logging.disable_progress_bar()  # our own progress lines say what is loading
     model = load_with(EngineOptions.from_args(args), progress=lambda m: print(m, file=sys.stderr))
     bar = StageBar()

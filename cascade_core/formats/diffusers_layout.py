@@ -79,7 +79,7 @@ def weight_files(component: Path, prefer: str = "bf16") -> list[Path]:
             sets[m["variant"]] = [path]
     if not sets:
         raise ModelLoadError(f"{component} has no diffusion_pytorch_model*.safetensors (only safetensors weights "
-                             "are read, never .bin pickles)")
+                             "are read, never .bin archives of torch.save)")
     chosen = sets.get(prefer) or sets.get(None) or next(iter(sets.values()))
     missing = [p.name for p in chosen if not p.is_file()]
     if missing:
