@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from . import gallery
+from . import gallery, loras
 from .archive import ArchiveError, BatchZips
 from .generation import Services
 from .markdown import md_escape
@@ -85,8 +85,8 @@ class GalleryActions:
                       s.get("prior_steps"), s.get("prior_guidance"), s.get("decoder_steps"), s.get("decoder_guidance"))
 
     def reuse_all(self, items, path) -> tuple:
-        """Controls ← all settings of the selected image."""
-        return tuple(self._reused(items, path))
+        """Controls and LoRA slots ← all settings of the selected image."""
+        return (*self._reused(items, path), *loras.slot_values(self._settings(items, path).get("loras")))
 
     def reuse_seed(self, items, path):
         return self._settings(items, path).get("seed"), False

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import cascade_core as cc
+from cascade_core.batching import Batcher
 from cascade_core.errors import first_line, is_out_of_memory
 from PIL.Image import Image
 
@@ -66,6 +67,12 @@ class Services:
     stage_b_views: int = 1  # decoded Stage B intermediates per run: each is a whole Stage A decode
     step_times: StepTimes = field(default_factory=StepTimes)  # measured seconds per step: the estimates
     hosted: bool = False  # on a hosted Space: no server paths in what visitors read
+    batcher: Batcher | None = None  # --batch-requests N > 1: up to N runs at once, their steps batched
+
+    @property
+    def engine_slots(self) -> int:
+        """How many runs the page and the API may have going at once."""
+        return self.batcher.max_requests if self.batcher is not None else 1
 
 
 def decode_every(steps: int, views: int) -> int:
@@ -107,7 +114,7 @@ def stream(services: Services, session: str, request: cc.GenerationRequest,
         save = None if explore else functools.partial(_save, services.writer, extra_settings or {}, services.hosted)
         events = run_events(services.holder.model, request, stop, preview_every=services.preview_every,
                             decode_every=decode_every(request.decoder_steps, services.stage_b_views), on_event=save,
-                            stage_c_only=explore, compositions=compositions)
+                            stage_c_only=explore, compositions=compositions, batcher=services.batcher)
         event = None
         try:
             for event in events:

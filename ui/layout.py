@@ -25,7 +25,7 @@ PICTURE_HEIGHT = 240  # the image panel's picture
 EDITOR_HEIGHT = 420  # the mask editor (its tool bar included)
 GALLERY_HEIGHT = 420
 QUEUE_MAX_SIZE = 16  # waiting runs; one more is refused with gradio's "Queue is full" (try again later)
-ENGINE = "engine"  # concurrency id shared by the page and the API: one generation at a time
+ENGINE = "engine"  # concurrency id shared by the page and the API: one generation at a time, or --batch-requests
 GALLERY = "gallery"  # gallery clicks and actions run in click order (an action reads the selection)
 
 CSS = (Path(__file__).with_name("studio.css")).read_text(encoding="utf-8")
@@ -220,7 +220,8 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         ui_inputs = [prompt, negative, width, height, seed, randomize, prior_steps, prior_guidance, decoder_steps,
                      decoder_guidance, num_images, style, items, mode, picture, editor, strength, margin, control_scale,
                      *lora_slots]
-        engine = dict(show_progress="hidden", concurrency_limit=1, concurrency_id=ENGINE, api_visibility="private")
+        slots = services.engine_slots  # runs at once: 1, or --batch-requests N (their steps batched)
+        engine = dict(show_progress="hidden", concurrency_limit=slots, concurrency_id=ENGINE, api_visibility="private")
         run = dict(fn=gpu(h.ui_generate), inputs=ui_inputs, outputs=list(page_out), **engine)
         once = gr.State(None)  # a gallery action's run (Variations, Refine, Vary, Upscale): the controls stay
         run_once = dict(fn=gpu(h.ui_once), inputs=[once, items], outputs=list(page_out), **engine)
@@ -236,14 +237,14 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         api_generate_inputs = [*api_text, *api_numbers]
         api_trigger.click(gpu(h.api_generate), inputs=[*api_generate_inputs, api_loras],
                           outputs=[api_preview, api_stage_b, api_images, api_settings, api_status],
-                          api_name="generate", concurrency_limit=1, concurrency_id=ENGINE, show_progress="hidden")
+                          api_name="generate", concurrency_limit=slots, concurrency_id=ENGINE, show_progress="hidden")
         api_images_trigger.click(gpu(h.api_generate_with_images),
                                  inputs=[*api_generate_inputs, api_init_image, api_strength, api_image_size,
                                          api_image_prompt, api_control, api_control_image, api_mask, api_margin,
                                          api_control_scale, api_loras],
                                  outputs=[api_preview, api_stage_b, api_images, api_settings, api_status, api_map,
                                           api_unblended],
-                                 api_name="generate_with_images", concurrency_limit=1, concurrency_id=ENGINE,
+                                 api_name="generate_with_images", concurrency_limit=slots, concurrency_id=ENGINE,
                                  show_progress="hidden")
         api_stop.click(h.stop, outputs=stop_status, api_name="stop", queue=False)
 
@@ -268,12 +269,12 @@ def build_app(services: Services, presets: Presets, *, title: str = "Cascade Stu
         memory = [prompt, negative, style, quality, aspect, width, height, seed, randomize, num_images, prior_steps,
                   prior_guidance, decoder_steps, decoder_guidance, explore_count]
         gr.on([c.change for c in memory], s.remember_controls, memory, remembered_controls, queue=False, **quiet)
-        png_drop.upload(s.read_png, png_drop, [*memory, status, png_drop], **quiet)
+        png_drop.upload(s.read_png, png_drop, [*memory, *lora_slots, status, png_drop], **quiet)
 
         in_order = dict(api_visibility="private", concurrency_limit=1, concurrency_id=GALLERY)
         selection = [selected, canvas, summary, detail, download, delete_confirm]
         gal.select(g.select, items, selection, **in_order)
-        reuse_all.click(g.reuse_all, [items, selected], controls, **in_order)
+        reuse_all.click(g.reuse_all, [items, selected], [*controls, *lora_slots], **in_order)
         reuse_seed.click(g.reuse_seed, [items, selected], [seed, randomize], **in_order)
         for button, action in ((variations, "variations"), (refine, "refine"), (vary_subtle, "vary subtle"),
                                (vary_strong, "vary strong"), (upscale, "upscale")):

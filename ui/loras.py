@@ -29,6 +29,19 @@ def chosen(values) -> tuple[tuple[str, float], ...]:
     return tuple((name.strip(), strength) for name, strength in pairs if isinstance(name, str) and name.strip())
 
 
+def slot_values(pairs) -> tuple:
+    """The picker's values (name, strength of each slot) for an image's LoRAs: the first SLOTS pairs, the other
+    slots emptied; a strength beyond the sliders' range is held to it. Malformed entries are skipped."""
+    values: list = []
+    for pair in pairs if isinstance(pairs, (list, tuple)) else ():
+        if len(values) == 2 * SLOTS:
+            break
+        if (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str) and pair[0].strip()
+                and isinstance(pair[1], (int, float)) and not isinstance(pair[1], bool)):
+            values += [pair[0], max(-MAX_STRENGTH, min(MAX_STRENGTH, float(pair[1])))]
+    return (*values, *[None, 1.0] * (SLOTS - len(values) // 2))
+
+
 def check_names(pairs, holder: ModelHolder) -> None:
     """The studio names LoRAs as its picker does: a file of the LoRA folder or a hub file. A server path is
     refused (the command line may give one; a visitor may not read the server's files)."""

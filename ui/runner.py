@@ -11,12 +11,10 @@ import contextlib
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import cascade_core as cc
-
-if TYPE_CHECKING:
-    from cascade_core.batching import Batcher
+from cascade_core.batching import Batcher
 
 log = logging.getLogger(__name__)
 _ENGINE_LOCK = threading.Lock()
@@ -52,7 +50,7 @@ class StopRegistry:
 
 def run_events(model, request: cc.GenerationRequest, stop: threading.Event, *, preview_every: int,
                decode_every: int, on_event: Callable[[cc.Event], Any] | None = None, stage_c_only: bool = False,
-               compositions: tuple[cc.Composition, ...] = (), batcher: "Batcher | None" = None) -> Iterator[Any]:
+               compositions: tuple[cc.Composition, ...] = (), batcher: Batcher | None = None) -> Iterator[Any]:
     """Yield the engine's events from a worker thread; re-raise its exceptions here.
 
     stage_c_only: explore (cc.generate's flag); compositions: finish these (cc.finish) instead of `request`.

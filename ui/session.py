@@ -6,6 +6,7 @@ import html
 
 import gradio as gr
 
+from . import loras
 from .generation import Services
 from .markdown import md_escape
 from .png_settings import PngSettingsError, describe, read_png_settings
@@ -53,9 +54,9 @@ class Session:
         return tuple(out)
 
     def read_png(self, path) -> tuple:
-        """A PNG dropped on the page: its prompt and settings into the controls, what was read in the status
+        """A PNG dropped on the page: its prompt, settings and LoRAs into the controls, what was read in the status
         line; the drop zone is emptied again."""
-        skip = [gr.skip()] * len(REMEMBERED)
+        skip = [gr.skip()] * (len(REMEMBERED) + 2 * loras.SLOTS)
         if not path:
             return (*skip, gr.skip(), gr.skip())
         try:
@@ -75,4 +76,4 @@ class Session:
         if "seed" in values:
             values["randomize"] = False
         out = [values.get(name, gr.skip()) for name in REMEMBERED]
-        return (*out, describe(found), None)  # Markdown, its values escaped
+        return (*out, *loras.slot_values(values.get("loras")), describe(found), None)  # Markdown, its values escaped

@@ -6,6 +6,8 @@ metadata and the API; the page shows these.
 """
 from __future__ import annotations
 
+from cascade_core.request import PROMPT_WINDOWS
+
 LABELS = {
     "prompt": "Prompt", "size": "Size", "negative_prompt": "Negative prompt", "seed": "Seed", "width": "Width", "height": "Height",
     "num_images": "Images", "prior_steps": "Composition steps", "prior_guidance": "Composition guidance",
@@ -13,6 +15,7 @@ LABELS = {
     "control": "Control", "control_scale": "Control strength", "margin": "Margin", "image_size": "Picture size",
     "init_image": "Remixed picture", "image_prompt": "Image prompt", "control_image": "Control picture",
     "mask": "Mask", "style": "Style", "model": "Model", "variant": "Model size", "seconds": "Time", "loras": "LoRAs",
+    "prompt_windows": "Prompt length", "prompt_weighting": "Prompt weighting",
 }
 HELP = {
     "prior_steps": "Lays out the picture on a small grid: cheap. More steps settle the composition.",
@@ -39,6 +42,13 @@ def value_text(key: str, value) -> str:
         return "—"
     if key == "seconds" and isinstance(value, (int, float)):
         return f"{value:.1f} s"
+    if key == "loras" and isinstance(value, (list, tuple)):
+        return ", ".join(f"{pair[0]} {pair[1]:g}" if isinstance(pair, (list, tuple)) and len(pair) == 2
+                         and isinstance(pair[1], (int, float)) else str(pair) for pair in value)
+    if key == "prompt_windows" and isinstance(value, int):
+        return "the official 77 tokens" if value == 1 else f"up to {75 * value} tokens"
+    if key == "prompt_weighting" and isinstance(value, bool):
+        return "(word:1.3) read as weights" if value else "brackets are plain text"
     if isinstance(value, str) and value.startswith("sha256:"):
         return "a picture"
     if isinstance(value, float):
@@ -58,6 +68,9 @@ def shown_settings(settings: dict) -> dict:
         del shown["mode"]
     if shown.get("style") == "None":
         del shown["style"]
+    for key, usual in (("prompt_windows", PROMPT_WINDOWS), ("prompt_weighting", True)):
+        if shown.get(key) == usual:
+            del shown[key]  # the studio's default: nothing to say
     for key in ("strength", "control", "control_scale", "margin", "image_size", "init_image", "image_prompt",
                 "control_image", "mask"):
         if key in shown and "mode" not in shown:

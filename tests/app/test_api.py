@@ -143,7 +143,7 @@ def test_load_failure_is_reported(tmp_path):
     studio = start_studio(tmp_path, "--model", str(missing))
     try:
         client = Client(studio.url, verbose=False)
-        message = (f"{missing} is not a folder with a Stable Cascade model, "
+        message = (f"{missing} is not a folder with a Stable Cascade model, a safetensors file, "
                    "nor a Hugging Face repository id (owner/name)")
         with pytest.raises(AppError, match=f"^{re.escape(message)}$"):  # the loader's ModelLoadError, as it is
             client.predict("x", "", 256, 256, 1, 2, 4.0, 2, 1.1, 1, api_name="/generate")

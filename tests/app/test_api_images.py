@@ -113,9 +113,9 @@ def test_the_repaint_mask_comes_back_as_the_control_map(client, files):
 
 def test_positional_call_and_generate_keeps_its_parameters(client, files):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == GENERATE_PARAMETERS
+    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == GENERATE_PARAMETERS + ["loras"]
     assert [p["parameter_name"] for p in api["/generate_with_images"]["parameters"]] == \
-        GENERATE_PARAMETERS + PICTURE_PARAMETERS
+        GENERATE_PARAMETERS + PICTURE_PARAMETERS + ["loras"]
     final = client.predict(*TEXT, 256, 256, 5, 2, 4.0, 2, 1.1, 1, handle_file(str(files["square"])), 0.4, None, None,
                            "none", None, None, 0, 1.0, api_name="/generate_with_images")
     assert final[3]["images"][0]["mode"] == "remix" and final[3]["images"][0]["strength"] == 0.4
@@ -201,7 +201,7 @@ def test_a_server_path_never_reaches_the_engine_and_large_uploads_are_refused(de
     """A picture parameter holding a path on the server (not an upload) is refused by Gradio before the handler
     runs; an upload over the engine's file limit (64 MiB) is refused at the upload (HTTP 413)."""
     data = [*TEXT, 256, 256, 1, 2, 4.0, 2, 1.1, 1, {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
-            1.0, None, None, "none", None, None, 0, 1.0]
+            1.0, None, None, "none", None, None, 0, 1.0, None]
     call = httpx.post(f"{demo_studio.url}/gradio_api/call/generate_with_images", json={"data": data}, timeout=30)
     event = call.json()["event_id"]
     answer = httpx.get(f"{demo_studio.url}/gradio_api/call/generate_with_images/{event}", timeout=60).text

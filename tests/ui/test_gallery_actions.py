@@ -32,9 +32,19 @@ class Selected:
         self.index = index
 
 
+NO_LORAS = (None, 1.0) * 3  # the three LoRA slots emptied
+
+
 def test_reuse_all_restores_the_prompt_as_typed_with_its_style(actions, items):
-    expected = ("a fox", "dark", "Photographic", 512, 768, 5, False, 20, 4.0, 10, 1.1)
+    expected = ("a fox", "dark", "Photographic", 512, 768, 5, False, 20, 4.0, 10, 1.1, *NO_LORAS)
     assert actions.reuse_all(items, "/a.png") == expected
+
+
+def test_reuse_all_puts_the_images_loras_back_in_the_slots(actions):
+    """The first three LoRAs, strengths held to the sliders' ±2; malformed entries of a settings file skipped."""
+    loras = [["fernando", 0.8], ["bad"], ["owner/repo/style.safetensors", 3.5], [7, 1.0], ["x", -0.5], ["y", 1.0]]
+    items = [gallery.make_item("/l.png", {**SETTINGS, "loras": loras})]
+    assert actions.reuse_all(items, "/l.png")[-6:] == ("fernando", 0.8, "owner/repo/style.safetensors", 2.0, "x", -0.5)
 
 
 def test_reuse_all_without_a_known_style_uses_the_full_prompt(actions):
@@ -52,7 +62,8 @@ def test_reused_controls_are_named_as_the_page_wires_them(tmp_path):
     app = build_app(Services(ModelHolder(), OutputsWriter(tmp_path)), load_presets())
     wired = {fn.fn.__name__: [o.elem_id for o in fn.outputs] for fn in app.fns.values()
              if getattr(fn.fn, "__name__", "") == "reuse_all"}
-    assert wired == {"reuse_all": [name.replace("_", "-") for name in Reused._fields]}
+    slots = [f"lora{part}-{k}" for k in (1, 2, 3) for part in ("", "-strength")]
+    assert wired == {"reuse_all": [name.replace("_", "-") for name in Reused._fields] + slots}
 
 
 def test_one_off_actions_never_write_the_controls(tmp_path):
