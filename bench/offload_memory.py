@@ -4,12 +4,13 @@ Random weights of the real architectures (the memory and time are the same as th
 ones), bfloat16, one image at 1024×1024: Stage C 20 steps guidance 4, Stage B 10 steps guidance
 1.1 (sequential mode: 2 + 2 steps, as each step's peak is the same and it is slow). Peak memory
 is torch.cuda.max_memory_allocated (tensors) and max_memory_reserved (what the allocator holds).
-Run: python bench/offload_memory.py [--variant full lite] [--device cuda]   (`--device cpu
+Run: python bench/offload_memory.py [--variant full lite] [--device cuda] [--json OUT]   (`--device cpu
 --variant tiny` checks the script itself on a machine without a GPU.)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,9 @@ def main() -> None:
     p.add_argument("--variant", nargs="+", default=["full", "lite"])
     p.add_argument("--device", default="cuda")
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--json", help="write the rows here (rewritten after each)")
     args = p.parse_args()
+    rows = []
     device = torch.device(args.device)
     print(f"| variant | offload | peak allocated | peak reserved | request time ({args.size}×{args.size}) |")
     print("|---|---|---|---|---|")
@@ -71,6 +74,11 @@ def main() -> None:
             seconds, allocated, reserved = measure(run, steps, args.size)
             print(f"| {variant} | {mode} | {format_bytes(allocated)} | {format_bytes(reserved)} | "
                   f"{seconds:.2f} s ({steps[0]}+{steps[1]} steps) |", flush=True)
+            rows.append({"variant": variant, "offload": mode, "size": args.size, "peak_allocated_bytes": allocated,
+                         "peak_reserved_bytes": reserved, "seconds": seconds, "steps": list(steps)})
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump({"what": "offload_memory", "torch": torch.__version__, "rows": rows}, f, indent=1)
             del run
 
 
