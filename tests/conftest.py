@@ -27,6 +27,14 @@ def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return ((ours.double() - ref.double()).norm() / ref.double().norm()).item()
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Each test starts with the process's thread count (benchmark mains set their own)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     import cascade_core as cc

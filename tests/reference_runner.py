@@ -202,16 +202,21 @@ def _lora_request(model, case: dict, ref: dict) -> float:
         errors += [0.0 if same else float("inf"),
                    relative_error(embedding.clip_text, ref[f"request.{label}clip_text"]),
                    relative_error(embedding.clip_text_pooled, ref[f"request.{label}clip_text_pooled"])]
+    for i, (x, x0) in enumerate(stage_c_trajectory(model, text, negative, case)):
+        errors += [relative_error(x, ref["request.x"][i]), relative_error(x0, ref["request.x0"][i])]
+    return max(errors)
+
+
+def stage_c_trajectory(model, text, negative, case: dict):
+    """Stage C's (x, x0) at each step of a text request, run by the official loop from the given prompt
+    embeddings (`case`: seed, steps, guidance, latent_shape as the reference's settings name them)."""
     net = model.stage_c
     clip_img = torch.zeros(1, 1, net.config.c_clip_img)
     cond = {"clip_text": text.clip_text, "clip_text_pooled": text.clip_text_pooled, "clip_img": clip_img}
     uncond = {"clip_text": negative.clip_text, "clip_text_pooled": negative.clip_text_pooled, "clip_img": clip_img}
     denoise = sampling.guided(SimpleNamespace(prepare=net.prepare, step=net.step), cond, uncond, case["guidance"])
     draw = partial(sampling.draw_noise, [torch.Generator().manual_seed(case["seed"])], case["latent_shape"][1:])
-    schedule = sampling.cosine_schedule(case["steps"], STAGE_C_SHIFT)
-    for i, (x, x0) in enumerate(sampling.ddpm_sample(denoise, draw(), schedule, draw)):
-        errors += [relative_error(x, ref["request.x"][i]), relative_error(x0, ref["request.x0"][i])]
-    return max(errors)
+    return sampling.ddpm_sample(denoise, draw(), sampling.cosine_schedule(case["steps"], STAGE_C_SHIFT), draw)
 
 
 def run(ref_dir: Path, weights_root: Path) -> list[Outcome]:

@@ -39,6 +39,10 @@ def pictures(u8: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("case", CANNY, ids=lambda case: case["key"])
 def test_canny(case, io):
+    """The reference was computed with several threads: F.interpolate's single-thread kernel rounds float32
+    differently (on canny.0, 21 of 150,528 values then land one level apart), as the official code's
+    own resize would on one thread."""
+    torch.set_num_threads(max(2, torch.get_num_threads()))  # put back after the test (tests/conftest.py)
     get = lambda name: io[f"{case['key']}.{name}"]
     x = pictures(get("image_u8"))
     assert list(x.shape) == case["image_shape"]

@@ -4,7 +4,6 @@ strengths, the request field, the hub, and files that do not fit."""
 import json
 import os
 import shutil
-from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -13,11 +12,10 @@ from safetensors.torch import load_file, save_file
 
 import cascade_core as cc
 from cascade_core import lora as lora_module
-from cascade_core import sampling
 from cascade_core.lora import available, resolve
 from cascade_core.lora_files import KOHYA, OFFICIAL, detect_layout, official_targets
-from cascade_core.pipeline import STAGE_C_SHIFT
 from tests.conftest import REFERENCE, TINY_CASCADE, relative_error
+from tests.reference_runner import stage_c_trajectory
 
 LORA = REFERENCE / "extras" / "lora"
 SPEC = json.loads((LORA / "lora.json").read_text())
@@ -160,14 +158,7 @@ def test_the_trained_token_request_matches_the_reference(model, base):
     embedding = model.text_encoder.model.get_input_embeddings()
     assert torch.equal(embedding(torch.tensor([49406, 49407, 49408])), IO["merged.token_embedding.weight_tail"])
 
-    net = model.stage_c
-    clip_img = torch.zeros(1, 1, net.config.c_clip_img)
-    cond = {"clip_text": text.clip_text, "clip_text_pooled": text.clip_text_pooled, "clip_img": clip_img}
-    uncond = {"clip_text": negative.clip_text, "clip_text_pooled": negative.clip_text_pooled, "clip_img": clip_img}
-    denoise = sampling.guided(SimpleNamespace(prepare=net.prepare, step=net.step), cond, uncond, settings["guidance"])
-    draw = partial(sampling.draw_noise, [torch.Generator().manual_seed(settings["seed"])], settings["latent_shape"][1:])
-    schedule = sampling.cosine_schedule(settings["steps"], STAGE_C_SHIFT)
-    for i, (x, x0) in enumerate(sampling.ddpm_sample(denoise, draw(), schedule, draw)):
+    for i, (x, x0) in enumerate(stage_c_trajectory(model, text, negative, settings)):
         assert relative_error(x, IO["request.x"][i]) <= 1e-4, f"x at step {i}"
         assert relative_error(x0, IO["request.x0"][i]) <= 1e-4, f"x0 at step {i}"
 

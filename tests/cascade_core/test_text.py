@@ -62,6 +62,16 @@ def test_size_zero_keeps_nothing_and_forget_empties(encoder):
     assert text.runs == 2
 
 
+def in_threads(work, n: int) -> bool:
+    """Run work(0) … work(n-1) in n threads at once; whether any is still running after 120 s."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return any(thread.is_alive() for thread in threads)
+
+
 def test_threads_share_the_cache_without_losing_entries(encoder):
     """Four threads at once, each over the prompts three times: a thread may encode a prompt another is
     still encoding (the transformer runs outside the lock), but never one it has itself been given."""
@@ -84,13 +94,9 @@ def test_threads_share_the_cache_without_losing_entries(encoder):
         except Exception as e:  # noqa: BLE001 - reported below, in the test's thread
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    stuck = in_threads(work, 4)
     handle.remove()
-    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert not errors and not stuck
     assert len(runs) == 4 * rounds * len(prompts)
     assert [key for key, n in runs.items() if key[1] > 0 and n != 0] == []  # every later round: all hits
     assert [key for key, n in runs.items() if n not in (0, 1)] == []  # a miss runs the transformer once
@@ -116,12 +122,7 @@ def test_threads_tokenizing_at_once_keep_their_own_padding(encoder):
         except AssertionError as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == [] and not any(thread.is_alive() for thread in threads)
+    assert not in_threads(work, 4) and errors == []
 
 
 @torch.inference_mode()

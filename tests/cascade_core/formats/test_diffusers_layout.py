@@ -146,7 +146,7 @@ def test_a_missing_shard_and_pickles_only_are_refused(tmp_path):
     for path in component.glob("diffusion_pytorch_model*"):
         path.unlink()
     (component / "diffusion_pytorch_model.bin").write_bytes(b"a pickle")
-    with pytest.raises(cc.ModelLoadError, match="never .bin pickles"):
+    with pytest.raises(cc.ModelLoadError, match="never .bin archives of torch.save"):
         diffusers_layout.network("stage_b", component)
 
 
