@@ -130,7 +130,8 @@ def test_explore_then_finish_exactly_the_chosen_compositions(page, demo_studio, 
     grid.nth(9).click()
     expect(page.locator("#finish-btn")).to_have_text("Finish chosen (2)", timeout=UI_TIMEOUT_MS)
     expect(grid.nth(2)).to_contain_text(f"✓ seed {seeds[2]}")
-    shot(page, screenshots, "16-explore")
+    page.locator("#explore-gallery").scroll_into_view_if_needed()  # the grid and Finish, below the canvas
+    shot(page, screenshots, "16-explore", top=False)
     page.click("#finish-btn")
     wait_gallery_count(page, count + 2)
     page.locator("#run-status").get_by_text(re.compile(r"^Done: 2 images")).wait_for()
