@@ -11,6 +11,7 @@ the schedule stay in fp32.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -329,17 +330,13 @@ def _finished(run: _Request, images: torch.Tensor, kept: dict, unblended: torch.
 def _encode_prompts(model: CascadeModel) -> Callable[[str, str, PromptMode], tuple[TextEmbedding, TextEmbedding]]:
     """Encodes two prompts with as many windows each; when the encoder still keeps them, its weights need
     not come to the device."""
-    encoder, place = model.text_encoder, model.placement
+    place = model.placement
 
-    def encode(prompt: str, negative: str, mode: PromptMode) -> tuple[TextEmbedding, TextEmbedding]:
-        kept = encoder.cached_pair(prompt, negative, mode)
-        if kept is not None:
-            return kept
+    def on_device():
         place.activate("text_encoder", then="stage_c")
-        with place.compute():
-            return encoder.pair(prompt, negative, mode)
+        return place.compute()
 
-    return encode
+    return functools.partial(model.text_encoder.pair, on_miss=on_device)
 
 
 def _stage_c_denoiser(run: _Request, text: TextEmbedding, negative: TextEmbedding,

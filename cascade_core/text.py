@@ -15,10 +15,12 @@ negative prompt after the first ("" or a style's), skip the text transformer.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable, ContextManager
 
 import torch
 
@@ -70,7 +72,9 @@ class TextEncoder:
 
     def cached(self, prompt: str, mode: PromptMode = OFFICIAL) -> TextEmbedding | None:
         """The kept embedding of `prompt`, or None; a hit makes it the most recently used."""
-        return self._kept(self.windows_of(prompt, mode))
+        windows = self.windows_of(prompt, mode)
+        embedding = self._kept(windows)
+        return None if embedding is None else _told(embedding, windows)
 
     def forget(self) -> None:
         """Drop every kept embedding (after the tokenizer or the model changed; the benchmark's cold runs)."""
@@ -80,39 +84,50 @@ class TextEncoder:
     def __call__(self, prompt: str, mode: PromptMode = OFFICIAL) -> TextEmbedding:
         windows = self.windows_of(prompt, mode)
         embedding = self._kept(windows)
-        if embedding is None:
-            embedding = self._encode(windows)
-            with self._lock:
-                self._cache[windows.key] = embedding
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return dataclasses.replace(embedding, dropped=windows.dropped) if windows.dropped else embedding
+        return _told(self._encoded(windows) if embedding is None else embedding, windows)
 
-    def pair(self, prompt: str, negative: str, mode: PromptMode) -> tuple[TextEmbedding, TextEmbedding]:
-        """Both branches of guidance, with as many windows each (batched together in Stage C):
-        the shorter one gets windows of the empty prompt, as A1111 pads the unconditional one."""
-        text, other = self(prompt, mode), self(negative, mode)
-        empty = self("", mode) if text.windows != other.windows else None
-        return _padded(text, other, empty)
+    def pair(self, prompt: str, negative: str, mode: PromptMode,
+             on_miss: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[TextEmbedding, TextEmbedding]:
+        """Both branches of guidance, with as many windows each (batched together in Stage C): the shorter
+        one gets windows of the empty prompt, as A1111 pads the unconditional one. Each prompt is tokenized
+        once; `on_miss()` is entered around the transformer when anything must be encoded (the pipeline
+        brings the encoder's weights to the device there), and not at all when everything is kept."""
+        wanted = self._wanted(prompt, negative, mode)
+        kept = [self._kept(windows) for windows in wanted]
+        if None in kept:
+            with on_miss():
+                kept = [self._encoded(w) if e is None else e for e, w in zip(kept, wanted)]
+        return _paired(wanted, kept)
 
     def cached_pair(self, prompt: str, negative: str, mode: PromptMode) -> tuple[TextEmbedding, TextEmbedding] | None:
         """`pair(prompt, negative, mode)` when every embedding it needs is kept, else None."""
-        text, other = self.cached(prompt, mode), self.cached(negative, mode)
-        if text is None or other is None:
-            return None
-        empty = self.cached("", mode) if text.windows != other.windows else None
-        if text.windows != other.windows and empty is None:
-            return None
-        return _padded(text, other, empty)
+        wanted = self._wanted(prompt, negative, mode)
+        kept = [self._kept(windows) for windows in wanted]
+        return None if None in kept else _paired(wanted, kept)
+
+    def _wanted(self, prompt: str, negative: str, mode: PromptMode) -> list[TokenWindows]:
+        """The windows of both prompts, and of the empty prompt when they fill different numbers of windows."""
+        wanted = [self.windows_of(prompt, mode), self.windows_of(negative, mode)]
+        if len(wanted[0].ids) != len(wanted[1].ids):
+            wanted.append(self.windows_of("", mode))
+        return wanted
 
     def _kept(self, windows: TokenWindows) -> TextEmbedding | None:
+        """The kept embedding of these windows (without `dropped`), or None; a hit becomes the most recent."""
         with self._lock:
             embedding = self._cache.get(windows.key)
             if embedding is not None:
                 self._cache.move_to_end(windows.key)
-        if embedding is None or not windows.dropped:
-            return embedding
-        return dataclasses.replace(embedding, dropped=windows.dropped)
+        return embedding
+
+    def _encoded(self, windows: TokenWindows) -> TextEmbedding:
+        """The windows through the transformer, kept as the most recently used."""
+        embedding = self._encode(windows)
+        with self._lock:
+            self._cache[windows.key] = embedding
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return embedding
 
     @torch.inference_mode()
     def _encode(self, windows: TokenWindows) -> TextEmbedding:
@@ -138,6 +153,17 @@ def emphasized(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     before = z.mean(dim=(1, 2), keepdim=True)  # (W, 1, 1)
     z = z * weights.float()[..., None]
     return (z * (before / z.mean(dim=(1, 2), keepdim=True))).to(hidden.dtype)
+
+
+def _told(embedding: TextEmbedding, windows: TokenWindows) -> TextEmbedding:
+    """The embedding with the words its prompt's windows left out (kept embeddings hold none)."""
+    return dataclasses.replace(embedding, dropped=windows.dropped) if windows.dropped else embedding
+
+
+def _paired(wanted: list[TokenWindows], kept: list[TextEmbedding]) -> tuple[TextEmbedding, TextEmbedding]:
+    """`TextEncoder.pair`'s result from the wanted windows' embeddings (the third, if any: the empty prompt)."""
+    text, other = _told(kept[0], wanted[0]), _told(kept[1], wanted[1])
+    return _padded(text, other, kept[2] if len(kept) > 2 else None)
 
 
 def _padded(text: TextEmbedding, other: TextEmbedding,

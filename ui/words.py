@@ -6,6 +6,7 @@ metadata and the API; the page shows these.
 """
 from __future__ import annotations
 
+from cascade_core.prompt_windows import PROMPT_TOKENS
 from cascade_core.request import PROMPT_WINDOWS
 
 LABELS = {
@@ -46,7 +47,7 @@ def value_text(key: str, value) -> str:
         return ", ".join(f"{pair[0]} {pair[1]:g}" if isinstance(pair, (list, tuple)) and len(pair) == 2
                          and isinstance(pair[1], (int, float)) else str(pair) for pair in value)
     if key == "prompt_windows" and isinstance(value, int):
-        return "the official 77 tokens" if value == 1 else f"up to {75 * value} tokens"
+        return "the official 77 tokens" if value == 1 else f"up to {PROMPT_TOKENS * value} tokens"
     if key == "prompt_weighting" and isinstance(value, bool):
         return "(word:1.3) read as weights" if value else "brackets are plain text"
     if isinstance(value, str) and value.startswith("sha256:"):

@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
         prompt_windows=args.prompt_windows, prompt_weighting=args.prompt_weighting, **picture_fields(args),
         loras=tuple(args.lora or ()),
     )
-    request.validated()  # refuse a bad request before spending time on loading
-    for name, _ in request.loras:
+    checked, _ = request.validated()  # refuse a bad request, or a LoRA not found, before spending time on loading
+    for name, _ in checked.loras:
         resolve(name, Path(args.lora_dir))
     transformers_logging.disable_progress_bar()  # our own progress lines say what is loading
     model = load_with(EngineOptions.from_args(args), progress=lambda m: print(m, file=sys.stderr))
